@@ -1,0 +1,110 @@
+"""The transport seam between a call's runtime and whatever carries its messages.
+
+A transport moves whole JSON text messages, one WebSocket text frame each. The runtime only
+ever calls these three methods, so the server's WebSocket library can change without touching
+the runtime, and tests run the same runtime over :class:`MemoryTransport` in virtual time.
+
+Exceptions a transport raises:
+
+* :class:`TransportClosed` from ``receive`` / ``send`` once the peer has gone (socket closed,
+  Plivo hung up) or after ``aclose``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+import trio
+
+
+class TransportClosed(Exception):
+    """The connection is closed: by the peer (Plivo hung up) or by us.
+
+    Attributes:
+        code: the WebSocket close code when one is known (1000 normal, 1008 policy…), else
+            ``None``.
+        reason: the close reason text, possibly empty.
+    """
+
+    def __init__(self, code: int | None = None, reason: str = "") -> None:
+        super().__init__(f"transport closed (code={code}, reason={reason!r})")
+        self.code = code
+        self.reason = reason
+
+
+class Transport(Protocol):
+    """What the runtime needs of a connection carrying one stream's JSON messages."""
+
+    async def receive(self) -> str:
+        """The next text message. Raises :class:`TransportClosed` when there is none to come."""
+        ...
+
+    async def send(self, message: str) -> None:
+        """Send one text message. Raises :class:`TransportClosed` if the peer has gone."""
+        ...
+
+    async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        """Close the connection (idempotent); pending and later calls raise TransportClosed."""
+        ...
+
+
+class MemoryTransport:
+    """One end of an in-memory transport pair made by :func:`memory_transport_pair`.
+
+    Messages are delivered in order through unbounded trio memory channels, so a test drives a
+    call with no sockets and trio's autojump clock is safe to use. Closing either end closes
+    both directions: the other end's ``receive`` raises :class:`TransportClosed` once it has
+    drained what was already sent.
+    """
+
+    def __init__(
+        self,
+        send_channel: trio.MemorySendChannel[str],
+        receive_channel: trio.MemoryReceiveChannel[str],
+    ) -> None:
+        self._send_channel = send_channel
+        self._receive_channel = receive_channel
+        self._peer: MemoryTransport | None = None
+        self.close_code: int | None = None
+        self.close_reason = ""
+
+    @property
+    def closed(self) -> bool:
+        """Whether this end has been closed, by itself or by its peer."""
+        return self.close_code is not None
+
+    async def receive(self) -> str:
+        try:
+            return await self._receive_channel.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise TransportClosed(self.close_code, self.close_reason) from None
+
+    async def send(self, message: str) -> None:
+        if self.closed:
+            raise TransportClosed(self.close_code, self.close_reason)
+        try:
+            self._send_channel.send_nowait(message)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise TransportClosed(self.close_code, self.close_reason) from None
+
+    async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        self._close(code, reason)
+        if self._peer is not None:
+            self._peer._close(code, reason)
+        await trio.lowlevel.checkpoint()
+
+    def _close(self, code: int, reason: str) -> None:
+        if self.closed:
+            return
+        self.close_code, self.close_reason = code, reason
+        self._send_channel.close()
+
+
+def memory_transport_pair() -> tuple[MemoryTransport, MemoryTransport]:
+    """Two connected :class:`MemoryTransport` ends: ``(plivo_side, server_side)``."""
+    a_send, b_receive = trio.open_memory_channel[str](math.inf)
+    b_send, a_receive = trio.open_memory_channel[str](math.inf)
+    a, b = MemoryTransport(a_send, a_receive), MemoryTransport(b_send, b_receive)
+    a._peer, b._peer = b, a
+    return a, b
