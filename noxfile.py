@@ -7,17 +7,16 @@ import nox
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
 
-PYTHON = "3.11"
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def tests(session: nox.Session) -> None:
     """Run the test suite (warnings are errors; see pyproject's pytest section)."""
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs)
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff, including the flake8-async ASYNC rules."""
     session.install("ruff>=0.6")
@@ -25,14 +24,14 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", "callflow", "tests", "flows", "bench", "noxfile.py")
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package."""
     session.install("-e", ".[test]", "mypy>=1.10")
     session.run("mypy", "--strict", "callflow")
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def serve(session: nox.Session) -> None:
     """Serve the bundled example flows: ``nox -s serve -- --public-url https://x.ngrok.app``."""
     session.install("-e", ".")

@@ -1,0 +1,610 @@
+"""``Call``: what a flow holds, and the per-call state behind it.
+
+One :class:`Call` exists per answered call, made by :func:`~callflow.runtime.run_call` when
+Plivo's ``start`` event arrives. Its methods turn into Plivo's wire messages (PROTOCOL.md §3);
+events from Plivo (PROTOCOL.md §2) wake its waiters. All of it runs inside the call's nursery:
+nothing outlives the call.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import itertools
+import logging
+import os
+from contextlib import aclosing
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+import trio
+
+from callflow.audio import Audio, chunk_payloads, decode
+from callflow.protocol import (
+    Checkpoint,
+    ClearAudio,
+    ExtraHeaders,
+    Format,
+    SendDTMF,
+    encode,
+    play_audio_message,
+    play_audio_prefix,
+)
+from callflow.runtime._errors import CallEnded
+from callflow.runtime._ledger import Ledger, Mark
+from callflow.runtime._transport import Transport, TransportClosed
+
+log = logging.getLogger("callflow.call")
+
+AudioSource = Audio | str | os.PathLike[str] | bytes | AsyncIterable[Audio | bytes]
+"""What ``say``/``play`` accept: an :class:`Audio`, a WAV file path, raw bytes already in the
+stream's wire format, or an async iterable of ``Audio``/raw-bytes chunks (a streaming TTS)."""
+
+
+@attrs.frozen(kw_only=True)
+class RuntimeConfig:
+    """Per-call runtime limits. All durations are seconds.
+
+    Attributes:
+        start_timeout_s: how long to wait for Plivo's ``start`` event after the socket opens.
+        max_lead_s: the most audio callflow keeps queued at Plivo beyond what checkpoint acks
+            confirm played (Plivo's queue holds about 60 s, PROTOCOL.md §3). Bounds how long a
+            ``clear`` has to drop and how far ``heard_s`` can lag.
+        mark_interval_s: a checkpoint is sent whenever this much audio has been sent without
+            one, so acks keep flowing for long or streamed prompts.
+        clear_timeout_s: how long ``clear`` waits for ``clearedAudio`` before assuming it.
+        hangup_grace_s: after the stream closes, how long the flow may run its clean-up
+            (``finally`` blocks) before it is cancelled.
+        drain_timeout_s: extra time, beyond the queued audio's duration, that a flow returning
+            normally waits for its queued audio to play before the stream is closed.
+        dtmf_buffer: type-ahead keys kept; beyond it the oldest is dropped and logged.
+    """
+
+    start_timeout_s: float = 10.0
+    max_lead_s: float = 5.0
+    mark_interval_s: float = 0.5
+    clear_timeout_s: float = 2.0
+    hangup_grace_s: float = 2.0
+    drain_timeout_s: float = 2.0
+    dtmf_buffer: int = 64
+
+
+@attrs.frozen(kw_only=True)
+class CallInfo:
+    """Who and what the call is, from Plivo's ``start`` event and the answer webhook.
+
+    Attributes:
+        call_id: Plivo's CallUUID (``start.callId``).
+        stream_id: ``start.streamId``; names this stream in every outbound message.
+        account_id: ``start.accountId``.
+        tracks: ``start.tracks``, e.g. ``("inbound",)``.
+        format: the stream's audio :class:`Format` both ways.
+        extra_headers: the ``extraHeaders`` of the ``<Stream>``, parsed (raw string kept on
+            ``extra_headers.raw``).
+        answer_params: the answer webhook's form parameters (``CallUUID``, ``From``, ``To``,
+            ``Direction``, ``CallStatus``, …; PROTOCOL.md §1), empty when unknown.
+    """
+
+    call_id: str
+    stream_id: str
+    account_id: str
+    tracks: tuple[str, ...]
+    format: Format
+    extra_headers: ExtraHeaders
+    answer_params: Mapping[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class Playback:
+    """The outcome of :meth:`Call.say`.
+
+    Attributes:
+        completed: True when Plivo confirmed the whole prompt played.
+        duration_s: the prompt's length in seconds (of what was sent).
+        heard_s: how much of it the caller heard, in seconds, to within one chunk (from
+            checkpoint acks; equals ``duration_s`` when completed).
+        interrupted_by: what stopped it early: a DTMF digit such as ``"5"``, ``"speech"``,
+            ``"cancelled"``, ``"hangup"``, or ``None`` when completed.
+    """
+
+    completed: bool
+    duration_s: float
+    heard_s: float
+    interrupted_by: str | None = None
+
+
+@attrs.frozen
+class StatusEvent:
+    """A status callback Plivo sent for this call (PROTOCOL.md §6), with all its params.
+
+    Attributes:
+        event: the ``Event`` param (an open string: ``StartStream``, ``StopStream``,
+            ``PlayedStream``, ``started``, …).
+        params: every form param Plivo sent.
+    """
+
+    event: str
+    params: Mapping[str, str]
+
+
+def _b64_len(payload: str) -> int:
+    """Raw bytes in a base64 string (no decoding)."""
+    return len(payload) // 4 * 3 - (payload[-2:].count("=") if payload else 0)
+
+
+class InboundAudio:
+    """The caller's audio, frame by frame, from :meth:`Call.listen`.
+
+    An async iterator of 1-D ``np.int16`` arrays at the stream's sample rate (each about
+    20 ms: 160 samples at 8 kHz, 320 at 16 kHz). It holds at most ``max_frames`` frames; when
+    a slow consumer lets it fill, the *oldest* frame is dropped and counted in ``dropped``, so
+    the call's reader never waits. Use it as an async context manager: while it is open the
+    runtime decodes media frames; once closed, none are decoded for it.
+    """
+
+    def __init__(self, call: Call, max_frames: int) -> None:
+        if max_frames < 1:
+            raise ValueError(f"max_frames must be at least 1, not {max_frames}")
+        self._call = call
+        self._frames: collections.deque[npt.NDArray[np.int16]] = collections.deque(
+            maxlen=max_frames
+        )
+        self._arrived = trio.Event()
+        self._closed = False
+        self.dropped = 0
+        """Frames lost because the consumer fell behind."""
+        self.sample_rate = call.info.format.sample_rate
+        """Samples per second (Hz) of every frame."""
+
+    def _push(self, frame: npt.NDArray[np.int16]) -> None:
+        if len(self._frames) == self._frames.maxlen:
+            self.dropped += 1
+        self._frames.append(frame)
+        self._arrived.set()
+
+    def _wake(self) -> None:
+        self._arrived.set()
+
+    async def receive(self) -> npt.NDArray[np.int16]:
+        """The next frame.
+
+        Raises:
+            CallEnded: the call is over and every buffered frame has been taken.
+            trio.ClosedResourceError: this listener was closed.
+        """
+        while not self._frames:
+            if self._closed:
+                raise trio.ClosedResourceError("listener is closed")
+            self._call._raise_if_ended()
+            self._arrived = trio.Event()
+            await self._arrived.wait()
+        return self._frames.popleft()
+
+    def close(self) -> None:
+        """Stop receiving: the runtime stops decoding for this listener."""
+        self._closed = True
+        self._call._listeners.discard(self)
+        self._arrived.set()
+
+    def __aiter__(self) -> InboundAudio:
+        return self
+
+    async def __anext__(self) -> npt.NDArray[np.int16]:
+        try:
+            return await self.receive()
+        except (CallEnded, trio.ClosedResourceError):
+            raise StopAsyncIteration from None
+
+    async def __aenter__(self) -> InboundAudio:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Call:
+    """One live call, as a flow sees it. Made by the runtime; flows never construct it.
+
+    Every method that talks to Plivo raises :class:`CallEnded` once the call is over. Keys
+    pressed at any time are kept in order (type-ahead) until a flow takes them. Methods are
+    safe to call from several tasks of the flow: one writer keeps wire order equal to call
+    order.
+    """
+
+    def __init__(
+        self,
+        info: CallInfo,
+        transport: Transport,
+        config: RuntimeConfig | None = None,
+    ) -> None:
+        self.info = info
+        """Ids, format, extra headers and answer-webhook params (:class:`CallInfo`)."""
+        self._transport = transport
+        self._config = config or RuntimeConfig()
+        self._format = info.format
+        self._prefix = play_audio_prefix(info.stream_id, info.format)
+        self._write_lock = trio.StrictFIFOLock()
+        self._names = itertools.count(1)
+        self._used_names: set[str] = set()
+        self._ledger = Ledger()
+        self._mark_waiters: dict[str, trio.Event] = {}
+        self._mark_results: dict[str, bool] = {}
+        self._progress = trio.Event()  # set on every ack/clear; replaced after
+        self._clear_done = trio.Event()
+        self._clear_epoch = 0
+        self._dtmf: collections.deque[str] = collections.deque()
+        self._dtmf_arrived = trio.Event()
+        self._listeners: set[InboundAudio] = set()
+        self._status: collections.deque[StatusEvent] = collections.deque(maxlen=256)
+        self._status_arrived = trio.Event()
+        self._ended: CallEnded | None = None
+        self._ended_event = trio.Event()
+        self.frames_received = 0
+        """Inbound media frames seen (decoded or not)."""
+        self.protocol_errors = 0
+        """Messages from Plivo that could not be read (each was logged)."""
+
+    # -- the DSL --------------------------------------------------------------------------
+
+    @property
+    def call_id(self) -> str:
+        """Plivo's CallUUID."""
+        return self.info.call_id
+
+    @property
+    def headers(self) -> ExtraHeaders:
+        """The stream's parsed ``extra_headers`` (PROTOCOL.md §2)."""
+        return self.info.extra_headers
+
+    @property
+    def answer_params(self) -> Mapping[str, str]:
+        """The answer webhook's form params (PROTOCOL.md §1)."""
+        return self.info.answer_params
+
+    @property
+    def ended(self) -> bool:
+        """Whether the call is over."""
+        return self._ended is not None
+
+    @property
+    def queued_s(self) -> float:
+        """Upper bound, in seconds, of the audio queued at Plivo and not yet confirmed played."""
+        return self._ledger.queued_s
+
+    async def play(self, source: AudioSource) -> float:
+        """Queue ``source`` for playback and return once it is sent, not heard.
+
+        Never queues more than ``RuntimeConfig.max_lead_s`` seconds beyond what Plivo has
+        confirmed played: a long source is sent as playback progresses.
+
+        Returns:
+            The seconds of audio queued.
+
+        Raises:
+            CallEnded: the call is over.
+            ValueError: raw bytes that are not whole samples of the stream's format.
+            callflow.audio.AudioError: a WAV file that cannot be read.
+        """
+        start = self._ledger.sent_s
+        async with aclosing(self._payloads(source)) as payloads:
+            async for payload in payloads:
+                await self._send_audio(payload)
+        return self._ledger.sent_s - start
+
+    async def say(self, source: AudioSource) -> Playback:
+        """Play ``source`` and return once the caller has heard all of it.
+
+        Sends the audio as ``playAudio`` messages with a checkpoint after each chunk, and
+        returns when Plivo acks the last one (``playedStream``, PROTOCOL.md §3). If the audio
+        is cleared meanwhile (``clear()`` from another task), returns early with
+        ``completed=False``.
+
+        Raises:
+            CallEnded: the call is over.
+        """
+        start = self._ledger.sent_s
+        epoch = self._clear_epoch
+        last: str | None = None
+        async with aclosing(self._payloads(source)) as payloads:
+            async for payload in payloads:
+                if not await self._send_audio(payload, mark=False, epoch=epoch):
+                    break
+                last = await self._send_mark()
+        end = self._ledger.sent_s
+        played = last is None or await self._wait_mark(last)
+        played = played and self._clear_epoch == epoch
+        heard = end - start if played else max(0.0, min(end, self._ledger.played_s) - start)
+        return Playback(played, end - start, heard, None if played else "cleared")
+
+    async def checkpoint(self, name: str | None = None) -> bool:
+        """Wait until everything queued so far has played.
+
+        Sends ``{"event":"checkpoint","streamId":…,"name":…}`` and waits for Plivo's
+        ``playedStream`` with that name (PROTOCOL.md §3).
+
+        Args:
+            name: the checkpoint's name; unique per stream. ``None`` picks one.
+
+        Returns:
+            True when played; False when the audio before it was cleared (Plivo never acks a
+            cleared checkpoint, PROTOCOL.md §2).
+
+        Raises:
+            ValueError: ``name`` was used before on this stream.
+            CallEnded: the call is over.
+        """
+        if name is not None and name in self._used_names:
+            raise ValueError(f"checkpoint name {name!r} already used on this stream")
+        return await self._wait_mark(await self._send_mark(name))
+
+    async def clear(self) -> None:
+        """Stop playback now: Plivo drops every queued chunk (barge-in).
+
+        Sends ``clearAudio`` and waits for ``clearedAudio`` (PROTOCOL.md §3), at most
+        ``RuntimeConfig.clear_timeout_s`` seconds (then logs and goes on). Pending
+        ``say``/``checkpoint`` calls return as not played.
+
+        Raises:
+            CallEnded: the call is over.
+        """
+        self._clear_epoch += 1
+        done = self._clear_done
+        self._ledger.clear_sent()
+        await self._write(encode(ClearAudio(stream_id=self.info.stream_id)))
+        with trio.move_on_after(self._config.clear_timeout_s) as scope:
+            while not done.is_set():
+                self._raise_if_ended()
+                await done.wait()
+        if scope.cancelled_caught:
+            log.warning(
+                "call=%s no clearedAudio within %.1f s; treating the queue as cleared",
+                self.call_id, self._config.clear_timeout_s,
+            )
+            self._on_cleared()
+
+    async def wait_dtmf(self) -> str:
+        """The next key the caller pressed: one of ``0-9 * # A-D``.
+
+        Keys pressed earlier are kept in order (type-ahead), so none is lost between calls.
+
+        Raises:
+            CallEnded: the call is over and no key is left.
+        """
+        while not self._dtmf:
+            self._raise_if_ended()
+            self._dtmf_arrived = trio.Event()
+            await self._dtmf_arrived.wait()
+        return self._dtmf.popleft()
+
+    def pending_dtmf(self) -> str:
+        """The type-ahead keys not yet taken, oldest first (they stay pending)."""
+        return "".join(self._dtmf)
+
+    def flush_dtmf(self) -> str:
+        """Discard the type-ahead keys; return them, oldest first."""
+        keys = "".join(self._dtmf)
+        self._dtmf.clear()
+        return keys
+
+    async def send_dtmf(self, digits: str) -> None:
+        """Play DTMF ``digits`` (``0-9 * # A-D``) into the call (``sendDTMF``, PROTOCOL.md §3).
+
+        Raises:
+            callflow.protocol.ProtocolError: a character that is not a DTMF digit.
+            CallEnded: the call is over.
+        """
+        await self._write(encode(SendDTMF(digits=digits)))
+
+    def listen(self, *, max_frames: int = 250) -> InboundAudio:
+        """The caller's audio from now on, as frames of int16 PCM at the stream's rate.
+
+        ``max_frames`` bounds the buffer (250 frames = 5 s); a slow consumer loses the oldest
+        frames (counted in ``InboundAudio.dropped``). Use as ``async with call.listen() as
+        frames: async for frame in frames: …``.
+        """
+        listener = InboundAudio(self, max_frames)
+        self._listeners.add(listener)
+        return listener
+
+    async def wait_status(self, event: str | None = None) -> StatusEvent:
+        """The next status callback for this call (PROTOCOL.md §6), optionally of one ``event``.
+
+        Callbacks that arrived before the call waited are kept (up to 256).
+
+        Raises:
+            CallEnded: the call is over.
+        """
+        while True:
+            for index, status in enumerate(self._status):
+                if event is None or status.event == event:
+                    del self._status[index]
+                    return status
+            self._raise_if_ended()
+            self._status_arrived = trio.Event()
+            await self._status_arrived.wait()
+
+    async def hangup(self) -> None:
+        """End the call: close the stream, so the ``<Hangup/>`` after ``<Stream>`` in the answer
+        XML runs (PROTOCOL.md §1). Later operations raise :class:`CallEnded`. Idempotent."""
+        if self._ended is None:
+            self._end("hung up by the flow")
+        await self._transport.aclose(1000, "call ended by flow")
+
+    # -- sending ----------------------------------------------------------------------------
+
+    async def _payloads(self, source: AudioSource) -> AsyncIterator[str]:
+        fmt = self._format
+        if isinstance(source, Audio):
+            for payload in source.payloads(fmt):
+                yield payload
+        elif isinstance(source, bytes | bytearray | memoryview):
+            for payload in self._raw_payloads(bytes(source)):
+                yield payload
+        elif isinstance(source, str | os.PathLike):
+            for payload in _load_wav(Path(source)).payloads(fmt):
+                yield payload
+        elif isinstance(source, AsyncIterable):
+            async for chunk in source:
+                if isinstance(chunk, Audio):
+                    for payload in chunk.payloads(fmt):
+                        yield payload
+                else:
+                    for payload in self._raw_payloads(bytes(chunk)):
+                        yield payload
+        else:
+            raise TypeError(f"cannot play {type(source).__name__}: {AudioSource}")
+
+    def _raw_payloads(self, raw: bytes) -> tuple[str, ...]:
+        fmt = self._format
+        if len(raw) % fmt.sample_width:
+            raise ValueError(f"{len(raw)} bytes is not a whole number of {fmt.content_type} samples")
+        return chunk_payloads(raw, fmt)
+
+    async def _send_audio(self, payload: str, *, mark: bool = True, epoch: int | None = None) -> bool:
+        """Send one payload once the lead allows; False (nothing sent) if a clear happened
+        since ``epoch``."""
+        seconds = _b64_len(payload) / self._format.bytes_per_second
+        await self._wait_for_room(seconds)
+        if epoch is not None and epoch != self._clear_epoch:
+            return False
+        await self._write(play_audio_message(self._prefix, payload))
+        self._ledger.audio_sent(seconds)
+        if mark and self._ledger.unmarked_s >= self._config.mark_interval_s:
+            await self._send_mark()
+        return True
+
+    async def _wait_for_room(self, seconds: float) -> None:
+        """Wait until sending ``seconds`` more keeps the queue within ``max_lead_s``."""
+        ledger = self._ledger
+        while ledger.queued_s > 0 and ledger.queued_s + seconds > self._config.max_lead_s:
+            if ledger.unmarked_s > 0 and ledger.marks_pending == 0:
+                await self._send_mark()
+            self._raise_if_ended()
+            await self._progress.wait()
+
+    async def _send_mark(self, name: str | None = None) -> str:
+        if name is None:
+            name = f"cf{next(self._names)}"
+            while name in self._used_names:
+                name = f"cf{next(self._names)}"
+        self._used_names.add(name)
+        self._mark_waiters[name] = trio.Event()
+        self._ledger.mark(name)
+        await self._write(encode(Checkpoint(stream_id=self.info.stream_id, name=name)))
+        return name
+
+    async def _wait_mark(self, name: str) -> bool:
+        event = self._mark_waiters.get(name)
+        while event is not None and not event.is_set():
+            self._raise_if_ended()
+            await event.wait()
+        self._mark_waiters.pop(name, None)
+        return self._mark_results.pop(name, False)
+
+    async def _write(self, message: str) -> None:
+        self._raise_if_ended()
+        async with self._write_lock:
+            try:
+                await self._transport.send(message)
+            except TransportClosed as exc:
+                self._end(_closed_reason(exc))
+                raise self._ended or CallEnded(self.call_id, "stream closed") from None
+
+    # -- events from the reader (called inline, never blocking) -------------------------------
+
+    def _raise_if_ended(self) -> None:
+        if self._ended is not None:
+            raise CallEnded(self._ended.call_id, self._ended.reason)
+
+    def _on_media(self, payload: str, track: str) -> None:
+        self.frames_received += 1
+        if not self._listeners or track != "inbound":
+            return
+        frame = decode(base64.b64decode(payload), self._format)
+        for listener in self._listeners:
+            listener._push(frame)
+
+    def _on_dtmf(self, digit: str) -> None:
+        if len(self._dtmf) >= self._config.dtmf_buffer:
+            dropped = self._dtmf.popleft()
+            log.warning(
+                "call=%s type-ahead buffer full (%d keys); dropped the oldest key %r",
+                self.call_id, self._config.dtmf_buffer, dropped,
+            )
+        self._dtmf.append(digit)
+        self._dtmf_arrived.set()
+
+    def _on_played(self, name: str) -> None:
+        marks = self._ledger.played(name)
+        if marks is None:
+            log.debug("call=%s playedStream for unknown or cleared checkpoint %r", self.call_id, name)
+            return
+        self._resolve(marks, played=True)
+
+    def _on_cleared(self) -> None:
+        self._resolve(self._ledger.cleared(), played=False)
+        self._clear_done.set()
+        self._clear_done = trio.Event()
+
+    def _on_status(self, status: StatusEvent) -> None:
+        self._status.append(status)
+        self._status_arrived.set()
+
+    def _resolve(self, marks: Sequence[Mark], *, played: bool) -> None:
+        for mark in marks:
+            event = self._mark_waiters.get(mark.name)
+            if event is not None:
+                self._mark_results[mark.name] = played
+                event.set()
+        self._progress.set()
+        self._progress = trio.Event()
+
+    def _end(self, reason: str) -> None:
+        """The call is over: wake every waiter; they raise CallEnded."""
+        if self._ended is not None:
+            return
+        self._ended = CallEnded(self.call_id, reason)
+        self._resolve(self._ledger.drop_all(), played=False)
+        self._ended_event.set()
+        for event in (self._dtmf_arrived, self._status_arrived, self._clear_done):
+            event.set()
+        for listener in list(self._listeners):
+            listener._wake()
+
+
+def _closed_reason(exc: TransportClosed) -> str:
+    return f"stream closed (code {exc.code})" if exc.code is not None else "stream closed"
+
+
+@attrs.frozen
+class _WavKey:
+    path: Path
+    mtime_ns: int
+    size: int
+
+
+_wav_cache: dict[_WavKey, Audio] = {}
+_WAV_CACHE_MAX = 256
+
+
+def _load_wav(path: Path) -> Audio:
+    """A WAV file as Audio, cached by path, mtime and size, so a prompt file is read and
+    encoded once however many calls play it."""
+    stat = path.stat()
+    key = _WavKey(path.resolve(), stat.st_mtime_ns, stat.st_size)
+    audio = _wav_cache.get(key)
+    if audio is None:
+        if len(_wav_cache) >= _WAV_CACHE_MAX:
+            _wav_cache.pop(next(iter(_wav_cache)))
+        audio = _wav_cache[key] = Audio.from_wav(path)
+    return audio
+

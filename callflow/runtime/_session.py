@@ -1,0 +1,250 @@
+"""Runs one flow for one call: the per-call nursery, the reader, and every way a call ends.
+
+Exception policy (decided once, here): no exception from a call's tasks ever leaves
+:func:`run_call`. The reader turns unreadable input into a log line and goes on; the flow's
+exceptions are logged once with the call id; the nursery only ever sees cancellation. So one
+call's trouble never reaches the server or another call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
+
+import trio
+
+from callflow.protocol import (
+    ClearedAudio,
+    Dtmf,
+    Media,
+    PlayedStream,
+    ProtocolError,
+    Start,
+    Stop,
+    UnknownEvent,
+    parse,
+)
+from callflow.runtime._call import Call, CallInfo, RuntimeConfig, StatusEvent
+from callflow.runtime._errors import CallEnded
+from callflow.runtime._transport import Transport, TransportClosed
+
+if TYPE_CHECKING:
+    from callflow._flow import Flow
+
+log = logging.getLogger("callflow.call")
+
+
+class LiveCalls:
+    """The calls running in this process, by Plivo CallUUID.
+
+    Owned by whoever serves calls (the server makes one); not a module global. Status and
+    machine-detection webhooks find their live flow through it.
+    """
+
+    def __init__(self) -> None:
+        self._calls: dict[str, Call] = {}
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def __iter__(self) -> Iterator[Call]:
+        return iter(list(self._calls.values()))
+
+    def get(self, call_uuid: str) -> Call | None:
+        """The live call with this CallUUID, or None."""
+        return self._calls.get(call_uuid)
+
+    def add(self, call: Call) -> None:
+        """Register a call that has started (replaces a stale entry with the same id)."""
+        self._calls[call.call_id] = call
+
+    def discard(self, call: Call) -> None:
+        """Forget a call that has ended (no-op if a newer call took the id)."""
+        if self._calls.get(call.call_id) is call:
+            del self._calls[call.call_id]
+
+    def deliver_status(self, call_uuid: str, params: Mapping[str, str]) -> bool:
+        """Hand a status callback (PROTOCOL.md §6) to the live flow of ``call_uuid``.
+
+        Returns False when no call with that id is live here.
+        """
+        call = self._calls.get(call_uuid)
+        if call is None:
+            return False
+        call._on_status(StatusEvent(params.get("Event", ""), dict(params)))
+        return True
+
+
+async def run_call(
+    flow: Flow,
+    transport: Transport,
+    *,
+    answer_params: Mapping[str, str] | None = None,
+    live_calls: LiveCalls | None = None,
+    config: RuntimeConfig | None = None,
+) -> None:
+    """Run ``flow`` for the call whose stream arrives on ``transport``, until the call ends.
+
+    Waits for Plivo's ``start`` (at most ``config.start_timeout_s``), checks that the stream's
+    format is the flow's, then runs the flow and a reader task in one nursery. The call ends
+    when the flow returns (its queued audio is given time to play, then the stream is closed,
+    so the ``<Hangup/>`` after ``<Stream>`` runs), when the flow raises (logged once with the
+    call id), or when Plivo closes the stream (pending operations raise
+    :class:`CallEnded`; the flow gets ``config.hangup_grace_s`` to finish its clean-up, then is
+    cancelled). Nothing started here outlives the call.
+
+    Never raises for anything the call does; closes ``transport`` before returning.
+    Cancelling the caller's scope ends the call at once.
+    """
+    config = config or RuntimeConfig()
+    try:
+        start = await _wait_for_start(transport, config, flow)
+    except _Refused as refused:
+        log.error("%s; closing the stream", refused)
+        await transport.aclose(refused.code, refused.reason)
+        return
+    except TransportClosed:
+        log.info("stream closed before start (flow %s)", flow.path)
+        return
+
+    info = CallInfo(
+        call_id=start.call_id,
+        stream_id=start.stream_id,
+        account_id=start.account_id,
+        tracks=start.tracks,
+        format=flow.format,
+        extra_headers=start.extra_headers,
+        answer_params=dict(answer_params or {}),
+    )
+    call = Call(info, transport, config)
+    if live_calls is not None:
+        live_calls.add(call)
+    log.info("call=%s stream=%s started flow %s (%s)", call.call_id, start.stream_id, flow.name,
+             flow.format.content_type)
+    try:
+        async with trio.open_nursery() as nursery:
+            flow_done = trio.Event()
+            nursery.start_soon(_read, call, transport, flow_done, nursery.cancel_scope, config)
+            await _run_flow(flow, call)
+            flow_done.set()
+            if not call.ended:
+                await _drain(call, config)
+            nursery.cancel_scope.cancel()
+    finally:
+        if live_calls is not None:
+            live_calls.discard(call)
+        call._end(call._ended.reason if call._ended else "flow finished")
+        with trio.CancelScope(shield=True):
+            await transport.aclose(1000, "call ended")
+        log.info("call=%s ended: %s (%d frames in, %d unreadable)", call.call_id,
+                 call._ended.reason if call._ended else "", call.frames_received,
+                 call.protocol_errors)
+
+
+class _Refused(Exception):
+    def __init__(self, message: str, code: int = 1008, reason: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason or message[:120]
+
+
+async def _wait_for_start(transport: Transport, config: RuntimeConfig, flow: Flow) -> Start:
+    """The stream's ``start`` event; anything before it is logged and skipped."""
+    with trio.move_on_after(config.start_timeout_s):
+        while True:
+            text = await transport.receive()
+            try:
+                event = parse(text)
+            except ProtocolError as exc:
+                log.warning("flow=%s before start: unreadable message: %s", flow.path, exc)
+                continue
+            if not isinstance(event, Start):
+                log.warning("flow=%s before start: ignoring %s event", flow.path,
+                            type(event).__name__)
+                continue
+            try:
+                fmt = event.format
+            except ProtocolError as exc:
+                raise _Refused(f"call={event.call_id} {exc}") from None
+            if fmt is not flow.format:
+                raise _Refused(
+                    f"call={event.call_id} field start.mediaFormat: the stream is "
+                    f"{fmt.content_type} but flow {flow.path} declares "
+                    f"{flow.format.content_type}",
+                    code=1003, reason="wrong audio format",
+                )
+            return event
+    raise _Refused(f"flow={flow.path} no start event within {config.start_timeout_s:.0f} s")
+
+
+async def _run_flow(flow: Flow, call: Call) -> None:
+    """Run the flow; log its outcome once. Only cancellation escapes."""
+    try:
+        await flow.handler(call)
+    except Exception as exc:
+        if _only_call_ended(exc):
+            log.info("call=%s flow %s stopped: the call ended", call.call_id, flow.name)
+        else:
+            log.exception("call=%s flow %s raised; ending this call", call.call_id, flow.name)
+            call._end(f"flow raised {type(exc).__name__}")
+
+
+def _only_call_ended(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_only_call_ended(e) for e in exc.exceptions)
+    return isinstance(exc, CallEnded)
+
+
+async def _drain(call: Call, config: RuntimeConfig) -> None:
+    """Give audio the flow queued but did not wait for a chance to play before hanging up."""
+    if call.queued_s <= 0:
+        return
+    with trio.move_on_after(call.queued_s + config.drain_timeout_s):
+        try:
+            await call.checkpoint()
+        except CallEnded:
+            pass
+
+
+async def _read(
+    call: Call,
+    transport: Transport,
+    flow_done: trio.Event,
+    call_scope: trio.CancelScope,
+    config: RuntimeConfig,
+) -> None:
+    """The call's one reader: parse each message and dispatch it inline (no task or channel hop
+    per message). On close, end the call and give the flow its grace period."""
+    call_id = call.call_id
+    try:
+        while True:
+            text = await transport.receive()
+            try:
+                event = parse(text)
+            except ProtocolError as exc:
+                call.protocol_errors += 1
+                log.warning("call=%s unreadable message from Plivo: %s", call_id, exc)
+                continue
+            if type(event) is Media:
+                call._on_media(event.payload, event.track)
+            elif type(event) is Dtmf:
+                call._on_dtmf(event.digit)
+            elif type(event) is PlayedStream:
+                call._on_played(event.name)
+            elif type(event) is ClearedAudio:
+                call._on_cleared()
+            elif type(event) is Stop:
+                log.info("call=%s stop event from Plivo", call_id)
+                call._end("stream stopped by Plivo")
+                break
+            elif type(event) is UnknownEvent:
+                log.warning("call=%s unknown event %r from Plivo; ignored", call_id, event.event)
+            elif type(event) is Start:
+                log.warning("call=%s second start event; ignored", call_id)
+    except TransportClosed as exc:
+        call._end(f"stream closed by Plivo (code {exc.code})")
+    if not flow_done.is_set():
+        with trio.move_on_after(config.hangup_grace_s):
+            await flow_done.wait()
+    call_scope.cancel()
