@@ -20,6 +20,9 @@ FlowHandler = Callable[["Call"], Awaitable[None]]
 AudioTrack = Literal["inbound", "outbound", "both"]
 HttpMethod = Literal["GET", "POST"]
 
+LOADER_PACKAGE_PREFIX = "_callflow_flows_"
+"""The private package the loader imports flow modules under."""
+
 _PATH_RE = re.compile(r"^/[A-Za-z0-9._~\-/]*$")
 _RESERVED_SUFFIXES = ("/stream", "/status", "/machine")
 _HEADER_KEY_RE = re.compile(r"^[A-Za-z0-9]+$")
@@ -69,13 +72,19 @@ class StreamSettings:
                 f"L16_8K, L16_16K), not {self.format!r}"
             )
         if self.audio_track not in ("inbound", "outbound", "both"):
-            raise ValueError(f"audio_track must be inbound, outbound or both, not {self.audio_track!r}")
+            raise ValueError(
+                f"audio_track must be inbound, outbound or both, not {self.audio_track!r}"
+            )
         if self.bidirectional and self.audio_track != "inbound":
             raise ValueError("Plivo requires audio_track='inbound' when bidirectional=True")
         if not isinstance(self.stream_timeout, int) or self.stream_timeout <= 0:
-            raise ValueError(f"stream_timeout must be a positive int of seconds, not {self.stream_timeout!r}")
+            raise ValueError(
+                f"stream_timeout must be a positive int of seconds, not {self.stream_timeout!r}"
+            )
         if self.status_callback_method not in ("GET", "POST"):
-            raise ValueError(f"status_callback_method must be GET or POST, not {self.status_callback_method!r}")
+            raise ValueError(
+                f"status_callback_method must be GET or POST, not {self.status_callback_method!r}"
+            )
         if not 60 <= self.noise_cancellation_level <= 100:
             raise ValueError(
                 f"noise_cancellation_level must be 60-100, not {self.noise_cancellation_level!r}"
@@ -83,7 +92,8 @@ class StreamSettings:
         for key, value in self.extra_headers.items():
             if not _HEADER_KEY_RE.match(key) or not _HEADER_VALUE_RE.match(str(value)):
                 raise ValueError(
-                    f"extra_headers {key!r}={value!r}: Plivo allows alphanumeric keys and values only"
+                    f"extra_headers {key!r}={value!r}: Plivo allows alphanumeric keys and "
+                    "values only"
                 )
         if len(self.extra_headers_text.encode()) > 512:
             raise ValueError("extra_headers exceed Plivo's 512-byte limit")
@@ -114,8 +124,12 @@ class Flow:
 
     @property
     def name(self) -> str:
-        """The handler's qualified name, for logs."""
-        return f"{self.handler.__module__}.{self.handler.__qualname__}"
+        """The handler's module and name, for logs (``support.support`` for a flow in
+        ``flows/support.py`` loaded by :func:`~callflow.load_flows`)."""
+        module = self.handler.__module__
+        if module.startswith(LOADER_PACKAGE_PREFIX):
+            module = module.partition(".")[2]
+        return f"{module}.{self.handler.__qualname__}"
 
     @property
     def format(self) -> Format:
@@ -173,7 +187,9 @@ def flow(
     if path != "/" and path.endswith("/"):
         raise ValueError(f"flow path {path!r} must not end with '/'")
     if any(path.endswith(suffix) for suffix in _RESERVED_SUFFIXES):
-        raise ValueError(f"flow path {path!r} ends with a suffix callflow reserves for the flow's own routes")
+        raise ValueError(
+            f"flow path {path!r} ends with a suffix callflow reserves for the flow's own routes"
+        )
     settings = StreamSettings(
         format=format,
         bidirectional=bidirectional,
@@ -207,11 +223,7 @@ def _check_handler(handler: object, path: str) -> None:
         for p in params
         if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
     ]
-    others_required = [
-        p
-        for p in params
-        if p.kind is p.KEYWORD_ONLY and p.default is p.empty
-    ]
+    others_required = [p for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
     if len(positional) != 1 or others_required:
         raise TypeError(
             f"@flow({path!r}): {handler.__qualname__} must take exactly one parameter, the Call"

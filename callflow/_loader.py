@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import sys
 import traceback
 from pathlib import Path
 
-from callflow._flow import Flow
+from callflow._flow import LOADER_PACKAGE_PREFIX, Flow
 
 
 class FlowLoadError(Exception):
@@ -31,7 +32,7 @@ def load_flows(folder: str | Path) -> list[Flow]:
     if not root.is_dir():
         raise FlowLoadError(f"{folder}: not a folder")
     by_path: dict[str, tuple[Flow, Path]] = {}
-    package = f"_callflow_flows_{abs(hash(root)):x}"
+    package = f"{LOADER_PACKAGE_PREFIX}{hashlib.sha1(str(root).encode()).hexdigest()[:12]}"
     for file in sorted(root.glob("*.py")):
         if file.name.startswith(("_", ".")):
             continue

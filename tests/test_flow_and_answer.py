@@ -22,9 +22,12 @@ def test_flow_returns_a_flow_value_with_its_routes() -> None:
     f = flow("/support", format=Format.MULAW_8K)(handler)
     assert isinstance(f, Flow)
     assert (f.path, f.stream_path, f.status_path) == (
-        "/support", "/support/stream", "/support/status",
+        "/support",
+        "/support/stream",
+        "/support/status",
     )
-    assert f.format is Format.MULAW_8K and f.handler is handler
+    assert f.format is Format.MULAW_8K
+    assert f.handler is handler
 
 
 @pytest.mark.parametrize(
@@ -121,8 +124,10 @@ def test_answer_xml_matches_plivos_stream_element(fmt: Format, keep_call_alive: 
 def test_answer_xml_always_writes_content_type_and_noise_cancellation() -> None:
     plain = _stream(answer_xml(flow("/p", format=Format.L16_8K)(handler), stream_url=STREAM_URL))
     assert plain.get("contentType") == "audio/x-l16;rate=8000"
-    assert plain.get("bidirectional") == "true" and plain.get("keepCallAlive") == "true"
-    assert "statusCallbackUrl" not in plain.attrib and "noiseCancellation" not in plain.attrib
+    assert plain.get("bidirectional") == "true"
+    assert plain.get("keepCallAlive") == "true"
+    assert "statusCallbackUrl" not in plain.attrib
+    assert "noiseCancellation" not in plain.attrib
     nc = flow("/p", format=Format.L16_8K, noise_cancellation=True, noise_cancellation_level=70)
     quiet = _stream(answer_xml(nc(handler), stream_url=STREAM_URL))
     assert (quiet.get("noiseCancellation"), quiet.get("noiseCancellationLevel")) == ("true", "70")

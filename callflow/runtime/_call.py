@@ -13,8 +13,8 @@ import collections
 import itertools
 import logging
 import os
+from collections.abc import AsyncGenerator, AsyncIterable, Mapping, Sequence
 from contextlib import aclosing
-from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -367,7 +367,8 @@ class Call:
         if scope.cancelled_caught:
             log.warning(
                 "call=%s no clearedAudio within %.1f s; treating the queue as cleared",
-                self.call_id, self._config.clear_timeout_s,
+                self.call_id,
+                self._config.clear_timeout_s,
             )
             self._on_cleared()
 
@@ -441,7 +442,7 @@ class Call:
 
     # -- sending ----------------------------------------------------------------------------
 
-    async def _payloads(self, source: AudioSource) -> AsyncIterator[str]:
+    async def _payloads(self, source: AudioSource) -> AsyncGenerator[str, None]:
         fmt = self._format
         if isinstance(source, Audio):
             for payload in source.payloads(fmt):
@@ -466,10 +467,14 @@ class Call:
     def _raw_payloads(self, raw: bytes) -> tuple[str, ...]:
         fmt = self._format
         if len(raw) % fmt.sample_width:
-            raise ValueError(f"{len(raw)} bytes is not a whole number of {fmt.content_type} samples")
+            raise ValueError(
+                f"{len(raw)} bytes is not a whole number of {fmt.content_type} samples"
+            )
         return chunk_payloads(raw, fmt)
 
-    async def _send_audio(self, payload: str, *, mark: bool = True, epoch: int | None = None) -> bool:
+    async def _send_audio(
+        self, payload: str, *, mark: bool = True, epoch: int | None = None
+    ) -> bool:
         """Send one payload once the lead allows; False (nothing sent) if a clear happened
         since ``epoch``."""
         seconds = _b64_len(payload) / self._format.bytes_per_second
@@ -538,7 +543,9 @@ class Call:
             dropped = self._dtmf.popleft()
             log.warning(
                 "call=%s type-ahead buffer full (%d keys); dropped the oldest key %r",
-                self.call_id, self._config.dtmf_buffer, dropped,
+                self.call_id,
+                self._config.dtmf_buffer,
+                dropped,
             )
         self._dtmf.append(digit)
         self._dtmf_arrived.set()
@@ -546,7 +553,9 @@ class Call:
     def _on_played(self, name: str) -> None:
         marks = self._ledger.played(name)
         if marks is None:
-            log.debug("call=%s playedStream for unknown or cleared checkpoint %r", self.call_id, name)
+            log.debug(
+                "call=%s playedStream for unknown or cleared checkpoint %r", self.call_id, name
+            )
             return
         self._resolve(marks, played=True)
 
@@ -607,4 +616,3 @@ def _load_wav(path: Path) -> Audio:
             _wav_cache.pop(next(iter(_wav_cache)))
         audio = _wav_cache[key] = Audio.from_wav(path)
     return audio
-

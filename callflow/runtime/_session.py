@@ -8,6 +8,7 @@ call's trouble never reaches the server or another call.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
@@ -120,8 +121,13 @@ async def run_call(
     call = Call(info, transport, config)
     if live_calls is not None:
         live_calls.add(call)
-    log.info("call=%s stream=%s started flow %s (%s)", call.call_id, start.stream_id, flow.name,
-             flow.format.content_type)
+    log.info(
+        "call=%s stream=%s started flow %s (%s)",
+        call.call_id,
+        start.stream_id,
+        flow.name,
+        flow.format.content_type,
+    )
     try:
         async with trio.open_nursery() as nursery:
             flow_done = trio.Event()
@@ -137,9 +143,13 @@ async def run_call(
         call._end(call._ended.reason if call._ended else "flow finished")
         with trio.CancelScope(shield=True):
             await transport.aclose(1000, "call ended")
-        log.info("call=%s ended: %s (%d frames in, %d unreadable)", call.call_id,
-                 call._ended.reason if call._ended else "", call.frames_received,
-                 call.protocol_errors)
+        log.info(
+            "call=%s ended: %s (%d frames in, %d unreadable)",
+            call.call_id,
+            call._ended.reason if call._ended else "",
+            call.frames_received,
+            call.protocol_errors,
+        )
 
 
 class _Refused(Exception):
@@ -160,8 +170,9 @@ async def _wait_for_start(transport: Transport, config: RuntimeConfig, flow: Flo
                 log.warning("flow=%s before start: unreadable message: %s", flow.path, exc)
                 continue
             if not isinstance(event, Start):
-                log.warning("flow=%s before start: ignoring %s event", flow.path,
-                            type(event).__name__)
+                log.warning(
+                    "flow=%s before start: ignoring %s event", flow.path, type(event).__name__
+                )
                 continue
             try:
                 fmt = event.format
@@ -172,7 +183,8 @@ async def _wait_for_start(transport: Transport, config: RuntimeConfig, flow: Flo
                     f"call={event.call_id} field start.mediaFormat: the stream is "
                     f"{fmt.content_type} but flow {flow.path} declares "
                     f"{flow.format.content_type}",
-                    code=1003, reason="wrong audio format",
+                    code=1003,
+                    reason="wrong audio format",
                 )
             return event
     raise _Refused(f"flow={flow.path} no start event within {config.start_timeout_s:.0f} s")
@@ -201,10 +213,8 @@ async def _drain(call: Call, config: RuntimeConfig) -> None:
     if call.queued_s <= 0:
         return
     with trio.move_on_after(call.queued_s + config.drain_timeout_s):
-        try:
+        with contextlib.suppress(CallEnded):
             await call.checkpoint()
-        except CallEnded:
-            pass
 
 
 async def _read(

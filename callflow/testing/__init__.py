@@ -10,7 +10,15 @@
             await caller.hung_up()
 """
 
-from callflow.testing._dial import AnswerError, dial, stream_of
+from callflow.testing._dial import AnswerError, dial, open_plivo_websocket, stream_of
 from callflow.testing._fake import Cleared, FakePlivo, Received
 
-__all__ = ["AnswerError", "Cleared", "FakePlivo", "Received", "dial", "stream_of"]
+__all__ = [
+    "AnswerError",
+    "Cleared",
+    "FakePlivo",
+    "Received",
+    "dial",
+    "open_plivo_websocket",
+    "stream_of",
+]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import secrets
+import ssl
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from urllib.parse import urlencode, urlsplit
 
 import httpx
+import trio
 import trio_websocket
 from lxml import etree
 
@@ -51,6 +54,9 @@ async def dial(
         **(params or {}),
     }
     call_id = form["CallUUID"]
+    if method == "GET":  # Plivo sends the params in the query and signs the full URL
+        separator = "&" if urlsplit(answer_url).query else "?"
+        answer_url = f"{answer_url}{separator}{urlencode(form)}"
     headers = {}
     if auth_token:
         nonce = secrets.token_hex(10)
@@ -66,18 +72,76 @@ async def dial(
         if method == "POST":
             response = await client.post(answer_url, data=form, headers=headers)
         else:
-            response = await client.get(answer_url, params=form, headers=headers)
+            response = await client.get(answer_url, headers=headers)
     if response.status_code != 200:
-        raise AnswerError(f"{method} {answer_url}: HTTP {response.status_code} {response.text[:200]!r}")
+        raise AnswerError(
+            f"{method} {answer_url}: HTTP {response.status_code} {response.text[:200]!r}"
+        )
     stream_url, fmt = stream_of(response.content)
-    async with trio_websocket.open_websocket_url(stream_url) as websocket:
+    async with open_plivo_websocket(stream_url) as websocket:
         transport = WebSocketTransport(websocket)
         fake = FakePlivo(
-            transport=transport, format=fmt, call_id=call_id, answer_params=form,
+            transport=transport,
+            format=fmt,
+            call_id=call_id,
+            answer_params=form,
             send_media=send_media,
         )
         async with fake:
             yield fake
+
+
+@asynccontextmanager
+async def open_plivo_websocket(
+    url: str, *, connect_timeout: float = 10.0
+) -> AsyncIterator[trio_websocket.WebSocketConnection]:
+    """A WebSocket client connection to ``url`` (``ws://`` or ``wss://``), as Plivo opens one.
+
+    Like ``trio_websocket.open_websocket_url``, but on a TCP stream this function owns and
+    always closes: trio-websocket's client otherwise leaks its socket when the server closes
+    first (the normal end of a call) or rejects the handshake.
+
+    Raises:
+        trio_websocket.HandshakeError: the server refused the upgrade (for example
+            ``ConnectionRejected`` with ``status_code`` 403 for a missing or bad token).
+        TimeoutError: no handshake within ``connect_timeout`` seconds.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ValueError(f"not a ws:// or wss:// URL: {url!r}")
+    port = parts.port or (443 if parts.scheme == "wss" else 80)
+    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    stream: trio.abc.Stream
+    if parts.scheme == "wss":
+        stream = await trio.open_ssl_over_tcp_stream(
+            parts.hostname, port, ssl_context=ssl.create_default_context()
+        )
+    else:
+        stream = await trio.open_tcp_stream(parts.hostname, port)
+    connected = False
+    try:
+        async with stream, trio.open_nursery() as nursery:
+            with trio.fail_after(connect_timeout):
+                websocket = await trio_websocket.wrap_client_stream(
+                    nursery, stream, parts.netloc, resource
+                )
+            connected = True
+            try:
+                yield websocket
+            finally:
+                with trio.move_on_after(2):
+                    await websocket.aclose()
+                await stream.aclose()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # a refused handshake surfaces from trio-websocket's reader task: unwrap it
+        rejected = None if connected else group.subgroup(trio_websocket.HandshakeError)
+        if rejected is None:
+            raise
+        leaf: BaseException = rejected
+        while isinstance(leaf, BaseExceptionGroup):
+            leaf = leaf.exceptions[0]
+        raise leaf from None
 
 
 def stream_of(answer: bytes) -> tuple[str, Format]:

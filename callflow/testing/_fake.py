@@ -15,7 +15,8 @@ import attrs
 import trio
 
 from callflow._flow import Flow
-from callflow.audio import Audio, decode, encode as encode_audio
+from callflow.audio import Audio, decode
+from callflow.audio import encode as encode_audio
 from callflow.protocol import (
     Checkpoint,
     ClearAudio,
@@ -173,23 +174,25 @@ class FakePlivo:
             AssertionError: the caller heard something else, or the call ended first.
         """
         if expected is None:
-            while self._queue or self._playing_scope is not None or len(self._heard) == self._cursor:
+            while (
+                self._queue or self._playing_scope is not None or len(self._heard) == self._cursor
+            ):
                 if self._closed.is_set():
                     break
                 await self._wait_heard_change()
-            got = bytes(self._heard[self._cursor:])
+            got = bytes(self._heard[self._cursor :])
             self._cursor = len(self._heard)
             return Audio(decode(got, self.format), self.format.sample_rate)
         want = expected.encoded(self.format)
         while len(self._heard) - self._cursor < len(want):
             if self._closed.is_set() and not self._queue and self._playing_scope is None:
-                got = len(self._heard) - self._cursor
+                heard_s = self.format.duration_s(len(self._heard) - self._cursor)
                 raise AssertionError(
-                    f"call ended after the caller heard {self.format.duration_s(got):.2f} s "
+                    f"call ended after the caller heard {heard_s:.2f} s "
                     f"of the expected {expected.duration_s:.2f} s"
                 )
             await self._wait_heard_change()
-        got = bytes(self._heard[self._cursor:self._cursor + len(want)])
+        got = bytes(self._heard[self._cursor : self._cursor + len(want)])
         if got != want:
             first = next(i for i, (a, b) in enumerate(zip(got, want, strict=True)) if a != b)
             raise AssertionError(
@@ -245,7 +248,7 @@ class FakePlivo:
         frame = int(self.format.bytes_per_second * FRAME_S)
         done = trio.Event()
         for start in range(0, len(raw), frame):
-            self._speech.append(raw[start:start + frame])
+            self._speech.append(raw[start : start + frame])
         self._speech.append(b"")  # end marker
         self._speech_done = done
         await done.wait()
@@ -281,8 +284,11 @@ class FakePlivo:
             async def serve() -> None:
                 try:
                     await run_call(
-                        flow, server_side, answer_params=self.answer_params,
-                        live_calls=self.live_calls, config=self.config,
+                        flow,
+                        server_side,
+                        answer_params=self.answer_params,
+                        live_calls=self.live_calls,
+                        config=self.config,
                     )
                 finally:
                     self._server_done.set()
@@ -377,7 +383,10 @@ class FakePlivo:
             self._poke()
 
     def _enqueue(self, command: PlayAudio) -> None:
-        if command.content_type != self.format.encoding or command.sample_rate != self.format.sample_rate:
+        if (
+            command.content_type != self.format.encoding
+            or command.sample_rate != self.format.sample_rate
+        ):
             message = (
                 f"playAudio in {command.content_type} at {command.sample_rate} Hz on a "
                 f"{self.format.content_type} stream"
@@ -395,9 +404,9 @@ class FakePlivo:
             self._playing_scope.cancel()
             dropped += max(0.0, self._playing_until - trio.current_time())
         self.cleared.append(Cleared(trio.current_time(), dropped))
-        await self._send(encode_event(
-            ClearedAudio(sequence_number=next(self._seq), stream_id=self.stream_id)
-        ))
+        await self._send(
+            encode_event(ClearedAudio(sequence_number=next(self._seq), stream_id=self.stream_id))
+        )
 
     async def _play(self) -> None:
         """Plays the queue at real-time rate; acks each checkpoint as it is reached."""
@@ -407,9 +416,13 @@ class FakePlivo:
                 continue
             item = self._queue.popleft()
             if isinstance(item, str):
-                await self._send(encode_event(
-                    PlayedStream(sequence_number=next(self._seq), stream_id=self.stream_id, name=item)
-                ))
+                await self._send(
+                    encode_event(
+                        PlayedStream(
+                            sequence_number=next(self._seq), stream_id=self.stream_id, name=item
+                        )
+                    )
+                )
                 continue
             duration = self.format.duration_s(len(item))
             began = trio.current_time()

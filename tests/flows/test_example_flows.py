@@ -67,5 +67,5 @@ async def test_echo_plays_the_caller_back(autojump_clock: trio.testing.MockClock
     want = voice.samples
     # the silence before the voice echoes as silence; the voice starts with a fade-in
     first = int(np.flatnonzero(echoed)[0] - np.flatnonzero(want)[0])
-    assert np.array_equal(echoed[first:first + len(want)], want)
-    assert not echoed[first + len(want):].any()
+    assert np.array_equal(echoed[first : first + len(want)], want)
+    assert not echoed[first + len(want) :].any()

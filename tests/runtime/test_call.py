@@ -11,8 +11,7 @@ import trio
 import trio.testing
 
 from callflow import Call, CallEnded, Format, RuntimeConfig, flow
-from callflow.audio import Audio, beep, silence
-from callflow.audio import decode
+from callflow.audio import beep, decode, silence
 from callflow.protocol import Checkpoint, PlayAudio, SendDTMF
 from callflow.runtime import memory_transport_pair, run_call
 from callflow.testing import FakePlivo
@@ -43,7 +42,8 @@ async def test_say_returns_once_heard(autojump_clock: trio.testing.MockClock) ->
         await caller.hung_up()
     elapsed, playback = results[0]
     assert 2.0 <= elapsed < 2.1
-    assert playback.completed and playback.heard_s == pytest.approx(2.0)  # type: ignore[attr-defined]
+    assert playback.completed
+    assert playback.heard_s == pytest.approx(2.0)
 
 
 @pytest.mark.parametrize("fmt", list(Format))
@@ -65,7 +65,8 @@ async def test_every_message_is_valid_for_the_format(
         if isinstance(item.command, Checkpoint):
             assert message["streamId"] == caller.stream_id
             names.append(item.command.name)
-    assert names and len(names) == len(set(names))
+    assert names
+    assert len(names) == len(set(names))
 
 
 async def test_type_ahead_keys_kept_in_order(autojump_clock: trio.testing.MockClock) -> None:
@@ -105,7 +106,8 @@ async def test_clear_stops_playback_and_reports_heard(
         await caller.hung_up()
     playback = outcome[0]
     assert not playback.completed
-    assert caller.cleared and caller.cleared[0].time == pytest.approx(3.3, abs=0.01)
+    assert caller.cleared
+    assert caller.cleared[0].time == pytest.approx(3.3, abs=0.01)
     assert caller.heard_s == pytest.approx(3.3, abs=0.01)
     chunk_s = 12160 / 8000
     assert abs(playback.heard_s - caller.heard_s) <= chunk_s
@@ -187,14 +189,18 @@ async def test_raising_flow_is_logged_and_ends_only_its_call(
         await call.say(TONE)
         survivors.append(call.call_id)
 
-    async with FakePlivo(fine, call_id="good-call") as good, FakePlivo(boom, call_id="bad-call") as bad:
+    async with (
+        FakePlivo(fine, call_id="good-call") as good,
+        FakePlivo(boom, call_id="bad-call") as bad,
+    ):
         await bad.hung_up()
         await good.hears(TONE)
         await good.hung_up()
     assert survivors == ["good-call"]
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1
-    assert "call=bad-call" in errors[0].getMessage() and errors[0].exc_info is not None
+    assert "call=bad-call" in errors[0].getMessage()
+    assert errors[0].exc_info is not None
     assert bad.close_code == 1000
 
 
@@ -250,7 +256,8 @@ async def test_wrong_codec_is_refused_before_the_flow_runs(
     assert not ran
     assert server_side.close_code == 1003
     line = next(r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
-    assert "wrong-codec-call" in line and "start.mediaFormat" in line
+    assert "wrong-codec-call" in line
+    assert "start.mediaFormat" in line
 
 
 async def test_returning_flow_lets_played_audio_finish(
@@ -288,11 +295,15 @@ async def test_listen_decodes_only_while_listening(autojump_clock: trio.testing.
         await caller.hung_up()
     assert decoded_before[0] >= 45  # frames arrived and were not decoded: nobody listened
     audio = np.concatenate(captured)
-    assert audio.dtype == np.int16 and len(audio) == 60 * 160
+    assert audio.dtype == np.int16
+    assert len(audio) == 60 * 160
     # the caller's voice arrives whole and in order, as μ-law decodes it
     expected = decode(voice.encoded(Format.MULAW_8K), Format.MULAW_8K)
-    starts = [i for i in range(0, len(audio) - len(expected) + 1, 160)
-              if np.array_equal(audio[i:i + len(expected)], expected)]
+    starts = [
+        i
+        for i in range(0, len(audio) - len(expected) + 1, 160)
+        if np.array_equal(audio[i : i + len(expected)], expected)
+    ]
     assert len(starts) == 1
 
 
@@ -327,8 +338,13 @@ async def test_clear_without_ack_times_out(autojump_clock: trio.testing.MockCloc
 
     start = {
         "event": "start",
-        "start": {"callId": "c", "streamId": "s", "accountId": "a", "tracks": ["inbound"],
-                  "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000}},
+        "start": {
+            "callId": "c",
+            "streamId": "s",
+            "accountId": "a",
+            "tracks": ["inbound"],
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000},
+        },
     }
     await plivo_side.send(json.dumps(start))
     async with trio.open_nursery() as nursery:
