@@ -10,6 +10,16 @@ from callflow.runtime._call import (
     StatusEvent,
 )
 from callflow.runtime._errors import CallEnded, CallflowError
+from callflow.runtime._rest import PlivoRest, RestError
+from callflow.runtime._results import (
+    BargeIn,
+    Digits,
+    GatherResult,
+    Invalid,
+    MachineDetection,
+    NoInput,
+    Recording,
+)
 from callflow.runtime._session import LiveCalls, run_call
 from callflow.runtime._transport import (
     MemoryTransport,
@@ -17,21 +27,32 @@ from callflow.runtime._transport import (
     TransportClosed,
     memory_transport_pair,
 )
+from callflow.runtime._vad import VadSettings
 
 __all__ = [
     "AudioSource",
+    "BargeIn",
     "Call",
     "CallEnded",
     "CallInfo",
     "CallflowError",
+    "Digits",
+    "GatherResult",
     "InboundAudio",
+    "Invalid",
     "LiveCalls",
+    "MachineDetection",
     "MemoryTransport",
+    "NoInput",
     "Playback",
+    "PlivoRest",
+    "Recording",
+    "RestError",
     "RuntimeConfig",
     "StatusEvent",
     "Transport",
     "TransportClosed",
+    "VadSettings",
     "memory_transport_pair",
     "run_call",
 ]

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import base64
 import collections
+import contextlib
 import itertools
 import logging
 import os
-from collections.abc import AsyncGenerator, AsyncIterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Mapping, Sequence
 from contextlib import aclosing
 from pathlib import Path
 from types import TracebackType
+from typing import Any, TypeVar
 
 import attrs
 import numpy as np
@@ -34,11 +36,24 @@ from callflow.protocol import (
     play_audio_message,
     play_audio_prefix,
 )
-from callflow.runtime._errors import CallEnded
+from callflow.runtime import _collect
+from callflow.runtime._errors import CallEnded, CallflowError
 from callflow.runtime._ledger import Ledger, Mark
+from callflow.runtime._rest import PlivoRest, RestError
+from callflow.runtime._results import (
+    BargeIn,
+    GatherResult,
+    Invalid,
+    MachineDetection,
+    NoInput,
+    Recording,
+)
 from callflow.runtime._transport import Transport, TransportClosed
+from callflow.runtime._vad import Vad, VadSettings
 
 log = logging.getLogger("callflow.call")
+
+T = TypeVar("T")
 
 AudioSource = Audio | str | os.PathLike[str] | bytes | AsyncIterable[Audio | bytes]
 """What ``say``/``play`` accept: an :class:`Audio`, a WAV file path, raw bytes already in the
@@ -62,6 +77,7 @@ class RuntimeConfig:
         drain_timeout_s: extra time, beyond the queued audio's duration, that a flow returning
             normally waits for its queued audio to play before the stream is closed.
         dtmf_buffer: type-ahead keys kept; beyond it the oldest is dropped and logged.
+        write_timeout_s: how long one send to Plivo may take before the call is given up.
     """
 
     start_timeout_s: float = 10.0
@@ -71,6 +87,7 @@ class RuntimeConfig:
     hangup_grace_s: float = 2.0
     drain_timeout_s: float = 2.0
     dtmf_buffer: int = 64
+    write_timeout_s: float = 10.0
 
 
 @attrs.frozen(kw_only=True)
@@ -225,6 +242,7 @@ class Call:
         info: CallInfo,
         transport: Transport,
         config: RuntimeConfig | None = None,
+        rest: PlivoRest | None = None,
     ) -> None:
         self.info = info
         """Ids, format, extra headers and answer-webhook params (:class:`CallInfo`)."""
@@ -241,6 +259,17 @@ class Call:
         self._progress = trio.Event()  # set on every ack/clear; replaced after
         self._clear_done = trio.Event()
         self._clear_epoch = 0
+        self._heard_at_clear = 0.0
+        self._key_watchers: list[Callable[[str], None]] = []
+        self._frame_watchers: list[Callable[[npt.NDArray[np.int16]], None]] = []
+        self._machine: MachineDetection | None = None
+        self._machine_arrived = trio.Event()
+        self._rest = rest
+        self._rest_done = False
+        self._wakeups: set[trio.Event] = set()
+        self._transferred = False
+        self.ended_by_plivo = False
+        """Whether Plivo ended the stream (socket closed or ``stop``), not the flow."""
         self._dtmf: collections.deque[str] = collections.deque()
         self._dtmf_arrived = trio.Event()
         self._listeners: set[InboundAudio] = set()
@@ -300,30 +329,114 @@ class Call:
                 await self._send_audio(payload)
         return self._ledger.sent_s - start
 
-    async def say(self, source: AudioSource) -> Playback:
-        """Play ``source`` and return once the caller has heard all of it.
+    async def say(self, source: AudioSource, *, barge_in: bool | str | BargeIn = False) -> Playback:
+        """Play ``source`` and return once the caller has heard all of it, or it was stopped.
 
-        Sends the audio as ``playAudio`` messages with a checkpoint after each chunk, and
-        returns when Plivo acks the last one (``playedStream``, PROTOCOL.md §3). If the audio
-        is cleared meanwhile (``clear()`` from another task), returns early with
-        ``completed=False``.
+        Sends the audio as ``playAudio`` messages with a checkpoint after each chunk and
+        returns when Plivo acks the last one (``playedStream``, PROTOCOL.md §3).
+
+        Barge-in: with ``barge_in`` (``True`` = any key, ``"12#"`` = those keys,
+        ``"speech"``, or a :class:`BargeIn`), a trigger that arrives while the prompt plays
+        stops it at once: callflow sends ``clearAudio``, waits (bounded) for
+        ``clearedAudio``, and returns ``completed=False`` with ``interrupted_by`` set to the
+        key or ``"speech"``. The key is not consumed: the next ``gather``/``wait_dtmf`` sees it.
+        Keys pressed before this ``say`` began do not interrupt it.
+
+        If the flow's own cancel scope ends the ``say`` (``trio.move_on_after`` around it), the
+        queued audio is cleared the same way before the cancellation goes on; if another task
+        calls ``clear()``, this returns ``completed=False, interrupted_by="cleared"``.
+
+        Returns:
+            A :class:`Playback`: ``completed``, ``duration_s``, ``heard_s`` (to within one
+            chunk, from checkpoint acks and the real-time playback rate), ``interrupted_by``.
 
         Raises:
             CallEnded: the call is over.
         """
-        start = self._ledger.sent_s
+        trigger = BargeIn.of(barge_in)
         epoch = self._clear_epoch
-        last: str | None = None
-        async with aclosing(self._payloads(source)) as payloads:
-            async for payload in payloads:
-                if not await self._send_audio(payload, mark=False, epoch=epoch):
-                    break
-                last = await self._send_mark()
+        start = self._ledger.sent_s
+        interrupted_by: str | None = None
+        heard_at = 0.0
+        completed = False
+        unwatch = None
+        try:
+            with trio.CancelScope() as scope:
+
+                def interrupt(cause: str) -> None:
+                    nonlocal interrupted_by, heard_at
+                    if interrupted_by is None:
+                        interrupted_by = cause
+                        heard_at = self._ledger.heard_position(trio.current_time())
+                        scope.cancel()
+
+                if trigger is not None:
+                    unwatch = self._watch(trigger, interrupt)
+                last: str | None = None
+                async with aclosing(self._payloads(source)) as payloads:
+                    async for payload in payloads:
+                        if not await self._send_audio(payload, mark=False, epoch=epoch):
+                            break
+                        last = await self._send_mark()
+                completed = (last is None or await self._wait_mark(last)) and (
+                    self._clear_epoch == epoch
+                )
+        except trio.Cancelled:
+            await self._clear_on_cancel(epoch)
+            raise
+        finally:
+            if unwatch is not None:
+                unwatch()
         end = self._ledger.sent_s
-        played = last is None or await self._wait_mark(last)
-        played = played and self._clear_epoch == epoch
-        heard = end - start if played else max(0.0, min(end, self._ledger.played_s) - start)
-        return Playback(played, end - start, heard, None if played else "cleared")
+        duration = source.duration_s if isinstance(source, Audio) else end - start
+        if completed:
+            return Playback(True, duration, end - start)
+        if interrupted_by is not None:
+            if self._clear_epoch == epoch:
+                await self.clear()
+        else:
+            interrupted_by = "cleared"
+            heard_at = self._heard_at_clear
+        return Playback(False, duration, max(0.0, min(end, heard_at) - start), interrupted_by)
+
+    async def _clear_on_cancel(self, epoch: int) -> None:
+        """The flow cancelled a ``say``: leave nothing of it playing (shielded, bounded)."""
+        if self.ended or self._clear_epoch != epoch or self._ledger.queued_s <= 0:
+            return
+        with (
+            trio.CancelScope(shield=True),
+            trio.move_on_after(self._config.clear_timeout_s),
+            contextlib.suppress(CallEnded),
+        ):
+            await self.clear()
+
+    def _watch(self, trigger: BargeIn, interrupt: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``interrupt(cause)`` from the reader when ``trigger`` fires; returns the undo."""
+
+        def on_key(digit: str) -> None:
+            if trigger.matches_key(digit):
+                interrupt(digit)
+
+        vad_settings = trigger.vad
+        vad = Vad(vad_settings) if vad_settings is not None else None
+
+        def on_frame(frame: npt.NDArray[np.int16]) -> None:
+            assert vad is not None
+            if vad.push(frame, self._format.sample_rate) == "start":
+                interrupt("speech")
+
+        if trigger.keys:
+            self._key_watchers.append(on_key)
+        if vad is not None:
+            self._frame_watchers.append(on_frame)
+
+        def unwatch() -> None:
+            if on_key in self._key_watchers:
+                self._key_watchers.remove(on_key)
+            if on_frame in self._frame_watchers:
+                self._frame_watchers.remove(on_frame)
+
+        return unwatch
 
     async def checkpoint(self, name: str | None = None) -> bool:
         """Wait until everything queued so far has played.
@@ -357,6 +470,7 @@ class Call:
             CallEnded: the call is over.
         """
         self._clear_epoch += 1
+        self._heard_at_clear = self._ledger.heard_position(trio.current_time())
         done = self._clear_done
         self._ledger.clear_sent()
         await self._write(encode(ClearAudio(stream_id=self.info.stream_id)))
@@ -433,12 +547,229 @@ class Call:
             self._status_arrived = trio.Event()
             await self._status_arrived.wait()
 
+    async def gather(
+        self,
+        prompt: AudioSource | Sequence[AudioSource] | None = None,
+        *,
+        max_digits: int = 99,
+        min_digits: int = 1,
+        timeout: float = 5.0,
+        digit_timeout: float = 2.0,
+        finish_on_key: str = "#",
+        valid_digits: str = "1234567890*#",
+        retries: int = 1,
+        no_input: AudioSource | Sequence[AudioSource] | None = None,
+        invalid: AudioSource | Sequence[AudioSource] | None = None,
+        barge_in: bool = True,
+        sensitive: bool = False,
+    ) -> GatherResult:
+        """Collect DTMF digits, as Plivo's ``<GetDigits>`` does (same names and defaults).
+
+        Plays ``prompt`` (keys pressed while it plays interrupt it when ``barge_in`` and count
+        toward the input; keys pressed before ``gather`` was called count too, and skip a
+        barge-in prompt: type-ahead), then waits ``timeout`` seconds for the first key and
+        ``digit_timeout`` seconds for each next one. Input ends at ``max_digits`` keys, at
+        ``finish_on_key`` (not part of the value; ``""`` for none) or when a wait runs out.
+
+        Args:
+            prompt: what to play first; a list gives one prompt per attempt (the last
+                repeats).
+            max_digits: Plivo ``numDigits``, default 99.
+            min_digits: fewer keys give ``Invalid``.
+            timeout: seconds for the first key after the prompt (Plivo default 5).
+            digit_timeout: seconds between keys (Plivo ``digitTimeout``, default 2).
+            finish_on_key: Plivo ``finishOnKey``, default ``#``.
+            valid_digits: Plivo ``validDigits``, default ``1234567890*#``; another key gives
+                ``Invalid``.
+            retries: Plivo ``retries``: how many attempts in all (at least 1, default 1).
+            no_input / invalid: played before the next attempt after ``NoInput`` /
+                ``Invalid``; a list escalates per attempt.
+            barge_in: keys interrupt the prompts.
+            sensitive: keep the digits out of every log line (the result's ``repr`` masks
+                them too), for PINs and card numbers.
+
+        Returns:
+            ``Digits(value)``, ``NoInput()`` or ``Invalid(value)``: the last attempt's outcome.
+
+        Raises:
+            ValueError: arguments Plivo would refuse.
+            CallEnded: the call is over.
+        """
+        return await _collect.gather(
+            self,
+            prompt,
+            max_digits=max_digits,
+            min_digits=min_digits,
+            timeout=timeout,
+            digit_timeout=digit_timeout,
+            finish_on_key=finish_on_key.upper(),
+            valid_digits=valid_digits.upper(),
+            retries=retries,
+            no_input=no_input,
+            invalid=invalid,
+            barge_in=barge_in,
+            sensitive=sensitive,
+        )
+
+    async def menu(
+        self,
+        prompt: AudioSource | Sequence[AudioSource],
+        choices: Mapping[str, T],
+        *,
+        retries: int = 3,
+        timeout: float = 5.0,
+        no_input: AudioSource | Sequence[AudioSource] | None = None,
+        invalid: AudioSource | Sequence[AudioSource] | None = None,
+        barge_in: bool = True,
+    ) -> T | Any | NoInput | Invalid:
+        """One key among ``choices``, with counted, escalating prompts (VoiceXML ``<menu>``).
+
+        ``prompt``, ``no_input`` and ``invalid`` may be lists: attempt *n* plays entry *n*
+        (the last repeats), like VoiceXML's ``count``. A key not in ``choices`` is ``Invalid``.
+
+        Args:
+            choices: single DTMF keys to values; a value that is a :class:`~callflow.Flow` or
+                an ``async def f(call)`` is a sub-flow: it runs, and its result is returned.
+            retries: attempts in all (default 3).
+            timeout: seconds to wait for the key after each prompt.
+
+        Returns:
+            The chosen value (or the sub-flow's result), or ``NoInput()`` / ``Invalid()``
+            after the last attempt.
+
+        Raises:
+            ValueError: a choice key that is not one DTMF key.
+            CallEnded: the call is over.
+        """
+        return await _collect.menu(
+            self,
+            prompt,
+            {k.upper(): v for k, v in choices.items()},
+            retries=retries,
+            timeout=timeout,
+            no_input=no_input,
+            invalid=invalid,
+            barge_in=barge_in,
+        )
+
+    async def record(
+        self,
+        *,
+        max_s: float = 60.0,
+        silence_s: float = 3.0,
+        finish_on_key: str = "#",
+        beep: bool = True,
+        vad: VadSettings | None = None,
+    ) -> Recording:
+        """Record the caller (a voicemail), after a beep.
+
+        Stops after ``max_s`` seconds, after ``silence_s`` seconds of continuous silence,
+        when a key in ``finish_on_key`` is pressed (that key is consumed), or when the caller
+        hangs up: a hangup ends the recording, not the method, so a voicemail left by
+        hanging up is kept.
+
+        Returns:
+            A :class:`Recording`: ``audio`` (int16 at the stream rate), ``reason``
+            (``"max_length"``, ``"silence"``, ``"key"``, ``"hangup"``), ``key``, ``speech``.
+
+        Raises:
+            ValueError: non-positive durations.
+            CallEnded: the call was already over.
+        """
+        self._raise_if_ended()
+        return await _collect.record(
+            self,
+            max_s=max_s,
+            silence_s=silence_s,
+            finish_on_key=finish_on_key.upper(),
+            play_beep=beep,
+            vad=vad,
+        )
+
+    async def wait_speech(self, *, vad: VadSettings | None = None) -> None:
+        """Return when the caller starts speaking (energy VAD: a level above
+        ``vad.threshold_dbfs`` held for ``vad.min_speech_s``, so a cough does not count).
+        Bound it with ``trio.move_on_after``.
+
+        Raises:
+            CallEnded: the call is over.
+        """
+        await _collect.wait_speech(self, vad)
+
+    async def wait_machine(self) -> MachineDetection:
+        """Return when Plivo's machine detection reports an answering machine for this call
+        (``Machine=true`` POSTed to the flow's ``<path>/machine``; seed ``004_…``), so the
+        flow can switch to leaving a voicemail. Bound it with ``trio.move_on_after``.
+
+        Raises:
+            CallEnded: the call is over.
+        """
+        while self._machine is None:
+            self._raise_if_ended()
+            self._machine_arrived = trio.Event()
+            await self._machine_arrived.wait()
+        return self._machine
+
     async def hangup(self) -> None:
-        """End the call: close the stream, so the ``<Hangup/>`` after ``<Stream>`` in the answer
-        XML runs (PROTOCOL.md §1). Later operations raise :class:`CallEnded`. Idempotent."""
+        """End the call now.
+
+        With Plivo credentials (``PLIVO_AUTH_ID``/``PLIVO_AUTH_TOKEN``), hangs up over REST
+        (``DELETE Call/{uuid}/``, PROTOCOL.md §8; 404 means already gone); then closes the
+        stream, so the ``<Hangup/>`` after ``<Stream>`` in the answer XML ends the call even
+        without credentials (PROTOCOL.md §1). Later operations raise :class:`CallEnded`.
+        Idempotent.
+        """
         if self._ended is None:
             self._end("hung up by the flow")
-        await self._transport.aclose(1000, "call ended by flow")
+            await self._rest_hangup()
+        with trio.CancelScope(shield=True):
+            await self._transport.aclose(1000, "call ended by flow")
+
+    async def transfer(self, url: str, *, method: str = "POST") -> None:
+        """Hand the call to other XML at ``url`` (Plivo fetches it and runs it) and end this
+        flow's part: REST ``POST Call/{uuid}/`` with ``aleg_url`` (PROTOCOL.md §8), then the
+        stream is closed. The call is not hung up.
+
+        Raises:
+            CallflowError: no Plivo credentials are configured (a transfer needs REST).
+            RestError: Plivo refused the transfer (the call goes on, untransferred).
+            CallEnded: the call is over.
+        """
+        self._raise_if_ended()
+        if self._rest is None:
+            raise CallflowError(
+                f"call={self.call_id}: transfer needs PLIVO_AUTH_ID and PLIVO_AUTH_TOKEN"
+            )
+        await self._rest.transfer(self.call_id, url, method=method)
+        self._transferred = True
+        self._end(f"transferred to {url}")
+        with trio.CancelScope(shield=True):
+            await self._transport.aclose(1000, "call transferred")
+
+    async def _rest_hangup(self) -> None:
+        """REST hangup when credentials exist and the call is still ours to end."""
+        if self._rest is None or self._transferred or self.ended_by_plivo or self._rest_done:
+            return
+        self._rest_done = True
+        with trio.CancelScope(shield=True), trio.move_on_after(10):
+            try:
+                gone = not await self._rest.hangup(self.call_id)
+                log.info("call=%s REST hangup%s", self.call_id, " (already gone)" if gone else "")
+            except RestError as exc:
+                log.error("call=%s REST hangup failed: %s", self.call_id, exc)
+
+    def _take_key(self, digit: str) -> None:
+        """Consume the oldest pending ``digit`` (a key that ended a recording)."""
+        with contextlib.suppress(ValueError):
+            self._dtmf.remove(digit)
+
+    async def _wait_or_end(self, event: trio.Event) -> None:
+        """Wait for ``event``; the call ending wakes it too."""
+        self._wakeups.add(event)
+        try:
+            await event.wait()
+        finally:
+            self._wakeups.discard(event)
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -482,7 +813,7 @@ class Call:
         if epoch is not None and epoch != self._clear_epoch:
             return False
         await self._write(play_audio_message(self._prefix, payload))
-        self._ledger.audio_sent(seconds)
+        self._ledger.audio_sent(seconds, trio.current_time())
         if mark and self._ledger.unmarked_s >= self._config.mark_interval_s:
             await self._send_mark()
         return True
@@ -516,13 +847,28 @@ class Call:
         return self._mark_results.pop(name, False)
 
     async def _write(self, message: str) -> None:
+        """Send one message. The send itself is shielded from cancellation (a send cut in
+        half would break the WebSocket for the whole call) but bounded by
+        ``RuntimeConfig.write_timeout_s``, after which the stream is given up."""
         self._raise_if_ended()
         async with self._write_lock:
-            try:
-                await self._transport.send(message)
-            except TransportClosed as exc:
-                self._end(_closed_reason(exc))
-                raise self._ended or CallEnded(self.call_id, "stream closed") from None
+            self._raise_if_ended()
+            with trio.CancelScope(shield=True) as shield:
+                shield.relative_deadline = self._config.write_timeout_s
+                try:
+                    await self._transport.send(message)
+                except TransportClosed as exc:
+                    self._end(_closed_reason(exc))
+            if shield.cancelled_caught:
+                log.error(
+                    "call=%s Plivo did not take a message within %.0f s; ending the call",
+                    self.call_id,
+                    self._config.write_timeout_s,
+                )
+                self._end("write timed out")
+                with trio.CancelScope(shield=True):
+                    await self._transport.aclose(1011, "write timed out")
+            self._raise_if_ended()
 
     # -- events from the reader (called inline, never blocking) -------------------------------
 
@@ -532,11 +878,13 @@ class Call:
 
     def _on_media(self, payload: str, track: str) -> None:
         self.frames_received += 1
-        if not self._listeners or track != "inbound":
-            return
+        if not (self._listeners or self._frame_watchers) or track != "inbound":
+            return  # nobody listens: no decoding
         frame = decode(base64.b64decode(payload), self._format)
         for listener in self._listeners:
             listener._push(frame)
+        for watcher in list(self._frame_watchers):
+            watcher(frame)
 
     def _on_dtmf(self, digit: str) -> None:
         if len(self._dtmf) >= self._config.dtmf_buffer:
@@ -549,9 +897,11 @@ class Call:
             )
         self._dtmf.append(digit)
         self._dtmf_arrived.set()
+        for watcher in list(self._key_watchers):
+            watcher(digit)
 
     def _on_played(self, name: str) -> None:
-        marks = self._ledger.played(name)
+        marks = self._ledger.played(name, trio.current_time())
         if marks is None:
             log.debug(
                 "call=%s playedStream for unknown or cleared checkpoint %r", self.call_id, name
@@ -563,6 +913,10 @@ class Call:
         self._resolve(self._ledger.cleared(), played=False)
         self._clear_done.set()
         self._clear_done = trio.Event()
+
+    def _on_machine(self, detection: MachineDetection) -> None:
+        self._machine = detection
+        self._machine_arrived.set()
 
     def _on_status(self, status: StatusEvent) -> None:
         self._status.append(status)
@@ -584,7 +938,14 @@ class Call:
         self._ended = CallEnded(self.call_id, reason)
         self._resolve(self._ledger.drop_all(), played=False)
         self._ended_event.set()
-        for event in (self._dtmf_arrived, self._status_arrived, self._clear_done):
+        for event in (
+            self._dtmf_arrived,
+            self._status_arrived,
+            self._clear_done,
+            self._machine_arrived,
+        ):
+            event.set()
+        for event in list(self._wakeups):
             event.set()
         for listener in list(self._listeners):
             listener._wake()

@@ -37,6 +37,23 @@ class Ledger:
     floor_s: float = 0.0
     _marks: deque[Mark] = attrs.field(factory=deque)
     _clears: deque[float] = attrs.field(factory=deque)
+    _anchor_time: float = 0.0
+    _anchor_position: float = 0.0
+
+    def heard_position(self, now: float) -> float:
+        """Where playback is at time ``now`` (seconds on the sent timeline), estimated.
+
+        Plivo plays queued audio at real-time rate, so from the last known point (the last ack,
+        or the moment audio was sent to an idle queue) playback advances one second per second.
+        The estimate never goes below the last acked checkpoint nor past the next pending one,
+        so it is right to within one chunk even if Plivo's clock or the network drifts.
+        """
+        low = max(self.played_s, self.floor_s)
+        if self.queued_s <= 0:
+            return min(low, self.sent_s)
+        high = self._marks[0].position_s if self._marks else self.sent_s
+        estimate = self._anchor_position + max(0.0, now - self._anchor_time)
+        return min(max(estimate, low), high)
 
     @property
     def queued_s(self) -> float:
@@ -54,8 +71,10 @@ class Ledger:
         """How many checkpoints await an ack."""
         return len(self._marks)
 
-    def audio_sent(self, seconds: float) -> None:
-        """Record a ``playAudio`` of ``seconds`` of audio."""
+    def audio_sent(self, seconds: float, now: float = 0.0) -> None:
+        """Record a ``playAudio`` of ``seconds`` of audio sent at time ``now``."""
+        if self.queued_s <= 0:  # the queue was idle: playback starts now
+            self._anchor_time, self._anchor_position = now, self.sent_s
         self.sent_s += seconds
 
     def mark(self, name: str) -> float:
@@ -63,8 +82,8 @@ class Ledger:
         self._marks.append(Mark(name, self.sent_s))
         return self.sent_s
 
-    def played(self, name: str) -> list[Mark] | None:
-        """Record Plivo's ``playedStream`` for ``name``.
+    def played(self, name: str, now: float = 0.0) -> list[Mark] | None:
+        """Record Plivo's ``playedStream`` for ``name``, received at time ``now``.
 
         Acks arrive in queue order, so every mark before ``name`` has played too. Returns the
         marks now resolved as played (oldest first), or ``None`` if ``name`` is not pending
@@ -79,6 +98,7 @@ class Ledger:
             if mark.name == name:
                 break
         self.played_s = max(self.played_s, done[-1].position_s)
+        self._anchor_time, self._anchor_position = now, self.played_s
         return done
 
     def clear_sent(self) -> None:

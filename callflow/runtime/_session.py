@@ -28,6 +28,8 @@ from callflow.protocol import (
 )
 from callflow.runtime._call import Call, CallInfo, RuntimeConfig, StatusEvent
 from callflow.runtime._errors import CallEnded
+from callflow.runtime._rest import PlivoRest
+from callflow.runtime._results import MachineDetection
 from callflow.runtime._transport import Transport, TransportClosed
 
 if TYPE_CHECKING:
@@ -76,6 +78,17 @@ class LiveCalls:
         call._on_status(StatusEvent(params.get("Event", ""), dict(params)))
         return True
 
+    def deliver_machine(self, call_uuid: str, params: Mapping[str, str]) -> bool:
+        """Hand Plivo's machine-detection callback (``Machine=true``, seed ``004_…``) to the
+        live flow of ``call_uuid``; False when no call with that id is live here."""
+        call = self._calls.get(call_uuid)
+        if call is None:
+            return False
+        machine = params.get("Machine", "").lower() == "true"
+        if machine:
+            call._on_machine(MachineDetection(True, dict(params)))
+        return True
+
 
 async def run_call(
     flow: Flow,
@@ -84,6 +97,7 @@ async def run_call(
     answer_params: Mapping[str, str] | None = None,
     live_calls: LiveCalls | None = None,
     config: RuntimeConfig | None = None,
+    rest: PlivoRest | None = None,
 ) -> None:
     """Run ``flow`` for the call whose stream arrives on ``transport``, until the call ends.
 
@@ -118,7 +132,7 @@ async def run_call(
         extra_headers=start.extra_headers,
         answer_params=dict(answer_params or {}),
     )
-    call = Call(info, transport, config)
+    call = Call(info, transport, config, rest)
     if live_calls is not None:
         live_calls.add(call)
     log.info(
@@ -141,6 +155,7 @@ async def run_call(
         if live_calls is not None:
             live_calls.discard(call)
         call._end(call._ended.reason if call._ended else "flow finished")
+        await call._rest_hangup()
         with trio.CancelScope(shield=True):
             await transport.aclose(1000, "call ended")
         log.info(
@@ -246,6 +261,7 @@ async def _read(
                 call._on_cleared()
             elif type(event) is Stop:
                 log.info("call=%s stop event from Plivo", call_id)
+                call.ended_by_plivo = True
                 call._end("stream stopped by Plivo")
                 break
             elif type(event) is UnknownEvent:
@@ -253,6 +269,8 @@ async def _read(
             elif type(event) is Start:
                 log.warning("call=%s second start event; ignored", call_id)
     except TransportClosed as exc:
+        if not call.ended:
+            call.ended_by_plivo = True
         call._end(f"stream closed by Plivo (code {exc.code})")
     if not flow_done.is_set():
         with trio.move_on_after(config.hangup_grace_s):

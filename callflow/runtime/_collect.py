@@ -1,0 +1,243 @@
+"""Collecting input: ``gather`` (Plivo GetDigits), ``menu`` (VoiceXML menus), ``record`` and
+``wait_speech``. Each is a function of the :class:`Call`; ``Call``'s methods document them."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+import trio
+
+from callflow.audio import Audio, beep
+from callflow.runtime._errors import CallEnded
+from callflow.runtime._results import (
+    DTMF_KEYS,
+    BargeIn,
+    Digits,
+    GatherResult,
+    Invalid,
+    NoInput,
+    Recording,
+)
+from callflow.runtime._vad import Vad, VadSettings, frame_dbfs
+
+if TYPE_CHECKING:
+    from callflow.runtime._call import Call
+
+log = logging.getLogger("callflow.call")
+
+T = TypeVar("T")
+
+
+def _nth(prompts: Any, attempt: int) -> Any:
+    """The prompt for ``attempt`` (0-based): a list escalates, its last entry repeating."""
+    if prompts is None or isinstance(prompts, Audio | str | bytes):
+        return prompts
+    if isinstance(prompts, Sequence):
+        return prompts[min(attempt, len(prompts) - 1)] if prompts else None
+    return prompts
+
+
+async def gather(
+    call: Call,
+    prompt: Any,
+    *,
+    max_digits: int,
+    min_digits: int,
+    timeout: float,
+    digit_timeout: float,
+    finish_on_key: str,
+    valid_digits: str,
+    retries: int,
+    no_input: Any,
+    invalid: Any,
+    barge_in: bool,
+    sensitive: bool,
+) -> GatherResult:
+    if retries < 1:
+        raise ValueError(f"retries counts attempts (Plivo: at least 1), not {retries}")
+    if not 1 <= min_digits <= max_digits:
+        raise ValueError(f"need 1 <= min_digits <= max_digits, got {min_digits}, {max_digits}")
+    if len(finish_on_key) > 1 or (finish_on_key and finish_on_key not in DTMF_KEYS):
+        raise ValueError(f"finish_on_key must be one DTMF key or '', not {finish_on_key!r}")
+    if set(valid_digits) - set(DTMF_KEYS):
+        raise ValueError(f"valid_digits must be DTMF keys, not {valid_digits!r}")
+    if timeout <= 0 or digit_timeout <= 0:
+        raise ValueError("timeout and digit_timeout are positive seconds")
+    result: GatherResult = NoInput()
+    for attempt in range(retries):
+        result = await _gather_once(
+            call,
+            _nth(prompt, attempt),
+            max_digits=max_digits,
+            min_digits=min_digits,
+            timeout=timeout,
+            digit_timeout=digit_timeout,
+            finish_on_key=finish_on_key,
+            valid_digits=valid_digits,
+            barge_in=barge_in,
+            sensitive=sensitive,
+        )
+        log.debug("call=%s gather attempt %d: %r", call.call_id, attempt + 1, result)
+        if isinstance(result, Digits) or attempt + 1 == retries:
+            break
+        reprompt = _nth(no_input if isinstance(result, NoInput) else invalid, attempt)
+        if reprompt is not None:
+            await call.say(reprompt, barge_in=barge_in)
+    return result
+
+
+async def _gather_once(
+    call: Call,
+    prompt: Any,
+    *,
+    max_digits: int,
+    min_digits: int,
+    timeout: float,
+    digit_timeout: float,
+    finish_on_key: str,
+    valid_digits: str,
+    barge_in: bool,
+    sensitive: bool,
+) -> GatherResult:
+    if prompt is not None and not (barge_in and call.pending_dtmf()):
+        await call.say(prompt, barge_in=barge_in)  # type-ahead keys skip a barge-in prompt
+    digits = ""
+    finished = False
+    wait = timeout
+    while len(digits) < max_digits:
+        key = None
+        with trio.move_on_after(wait):
+            key = await call.wait_dtmf()
+        if key is None:
+            break
+        if finish_on_key and key == finish_on_key:
+            finished = True
+            break
+        if key not in valid_digits:
+            return Invalid(digits + key, sensitive=sensitive)
+        digits += key
+        wait = digit_timeout
+    if not digits and not finished:
+        return NoInput()
+    if len(digits) < min_digits:
+        return Invalid(digits, sensitive=sensitive)
+    return Digits(digits, sensitive=sensitive)
+
+
+async def menu(
+    call: Call,
+    prompt: Any,
+    choices: Mapping[str, T],
+    *,
+    retries: int,
+    timeout: float,
+    no_input: Any,
+    invalid: Any,
+    barge_in: bool,
+) -> T | Any | NoInput | Invalid:
+    keys = "".join(choices)
+    if not choices or len(keys) != len(choices) or set(keys) - set(DTMF_KEYS):
+        raise ValueError(f"menu choices must be single DTMF keys, got {list(choices)}")
+    result = await gather(
+        call,
+        prompt,
+        max_digits=1,
+        min_digits=1,
+        timeout=timeout,
+        digit_timeout=timeout,
+        finish_on_key="",
+        valid_digits=keys,
+        retries=retries,
+        no_input=no_input,
+        invalid=invalid,
+        barge_in=barge_in,
+        sensitive=False,
+    )
+    if not isinstance(result, Digits):
+        return result
+    choice = choices[result.value]
+    return await _run_choice(call, choice)
+
+
+async def _run_choice(call: Call, choice: Any) -> Any:
+    """A sub-flow (a ``Flow`` or an ``async def f(call)``) runs and its result is returned;
+    any other value is returned as it is."""
+    from callflow._flow import Flow
+
+    if isinstance(choice, Flow):
+        return await choice.handler(call)
+    if inspect.iscoroutinefunction(choice):
+        handler: Callable[[Call], Awaitable[Any]] = choice
+        return await handler(call)
+    return choice
+
+
+async def record(
+    call: Call,
+    *,
+    max_s: float,
+    silence_s: float,
+    finish_on_key: str,
+    play_beep: bool,
+    vad: VadSettings | None,
+) -> Recording:
+    if max_s <= 0 or silence_s <= 0:
+        raise ValueError("max_s and silence_s are positive seconds")
+    settings = vad or VadSettings()
+    rate = call.info.format.sample_rate
+    if play_beep:
+        await call.say(beep(0.25, freq_hz=1000, rate=rate))
+    frames: list[np.ndarray[Any, np.dtype[np.int16]]] = []
+    stop_key: list[str] = []
+    reason = "max_length"
+    heard_speech = False
+    quiet_s = 0.0
+    detector = Vad(settings)
+    with trio.CancelScope() as key_scope:
+
+        def on_key(digit: str) -> None:
+            if finish_on_key and digit in finish_on_key and not stop_key:
+                stop_key.append(digit)
+                key_scope.cancel()
+
+        call._key_watchers.append(on_key)
+        try:
+            async with call.listen(max_frames=max(50, math.ceil(max_s / 0.02) + 50)) as inbound:
+                with trio.move_on_after(max_s):
+                    while True:
+                        try:
+                            frame = await inbound.receive()
+                        except CallEnded:
+                            reason = "hangup"
+                            break
+                        frames.append(frame)
+                        if detector.push(frame, rate) == "start":
+                            heard_speech = True
+                        voiced = frame_dbfs(frame) >= settings.threshold_dbfs
+                        quiet_s = 0.0 if voiced else quiet_s + frame.size / rate
+                        if quiet_s >= silence_s:
+                            reason = "silence"
+                            break
+        finally:
+            call._key_watchers.remove(on_key)
+    if stop_key:
+        reason = "key"
+        call._take_key(stop_key[0])
+    samples = np.concatenate(frames) if frames else np.zeros(0, dtype=np.int16)
+    return Recording(Audio(samples, rate), reason, stop_key[0] if stop_key else None, heard_speech)
+
+
+async def wait_speech(call: Call, vad: VadSettings | None) -> None:
+    started = trio.Event()
+    unwatch = call._watch(BargeIn(keys=False, speech=vad or True), lambda _cause: started.set())
+    try:
+        while not started.is_set():
+            call._raise_if_ended()
+            await call._wait_or_end(started)
+    finally:
+        unwatch()
