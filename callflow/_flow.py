@@ -146,6 +146,12 @@ class Flow:
         """The status-callback path: ``<path>/status``."""
         return _join(self.path, "status")
 
+    @property
+    def machine_path(self) -> str:
+        """The machine-detection callback path: ``<path>/machine`` (give it to Plivo as
+        ``machine_detection_url`` when placing an outbound call)."""
+        return _join(self.path, "machine")
+
     async def __call__(self, call: Call) -> None:
         await self.handler(call)
 

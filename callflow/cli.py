@@ -35,6 +35,7 @@ import trio
 from callflow._answer import answer_xml
 from callflow._flow import Flow, StreamSettings
 from callflow._loader import FlowLoadError, load_flows
+from callflow.runtime import PlivoRest
 from callflow.server import ServerInfo, check_public_url, serve_flows
 from callflow.server._app import DEFAULT_DRAIN_TIMEOUT
 
@@ -217,6 +218,13 @@ def _serve(args: argparse.Namespace) -> int:
     public_url = _public_url(args.public_url)
     flows = load_flows(args.folder)
     auth_token = os.environ.get("PLIVO_AUTH_TOKEN") or None
+    rest = PlivoRest.from_env()
+    if rest is None:
+        print(
+            "callflow: PLIVO_AUTH_ID/PLIVO_AUTH_TOKEN not both set: hangup() closes the stream "
+            "(the <Hangup/> after <Stream> ends the call); transfer() is unavailable",
+            file=sys.stderr,
+        )
     run = functools.partial(
         serve_flows,
         flows,
@@ -225,6 +233,7 @@ def _serve(args: argparse.Namespace) -> int:
         public_url=public_url,
         auth_token=auth_token,
         drain_timeout=args.drain_timeout,
+        rest=rest,
     )
     failure = ""
     try:

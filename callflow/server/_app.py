@@ -5,6 +5,7 @@ Routes, for each flow (PROTOCOL.md §1)::
     GET|POST  <flow.path>          answer webhook: Plivo's form params in, <Stream> XML out
     WS        <flow.stream_path>   the stream WebSocket (Plivo is the client); the flow runs here
     GET|POST  <flow.status_path>   stream status callbacks (PROTOCOL.md §6)
+    GET|POST  <flow.machine_path>  machine detection callbacks (``Machine=true``, seed 004)
     GET       /healthz             {"status": "ok", "calls": N, "flows": [paths]}
 
 One port serves HTTP and WebSocket alike, so one tunnel (ngrok) or one load-balancer rule
@@ -34,7 +35,7 @@ import trio_websocket
 
 from callflow._answer import MAX_STREAM_URL, answer_xml
 from callflow._flow import Flow
-from callflow.runtime import LiveCalls, run_call
+from callflow.runtime import LiveCalls, PlivoRest, run_call
 from callflow.server import _http
 from callflow.server._http import HttpConnection, HttpError, ReplayStream, Request
 from callflow.server._signature import NONCE_HEADER, SIGNATURE_HEADER, validate_signature_v3
@@ -131,6 +132,7 @@ class _Server:
         auth_token: str | None,
         token_ttl: float,
         live_calls: LiveCalls,
+        rest: PlivoRest | None = None,
     ) -> None:
         if not flows:
             raise ValueError("serve_flows needs at least one flow")
@@ -139,6 +141,7 @@ class _Server:
         self.auth_token = auth_token or None
         self.token_ttl = token_ttl
         self.live_calls = live_calls
+        self.rest = rest
         self.local_authority = "127.0.0.1"
         self.routes: dict[str, tuple[str, Flow | None]] = {HEALTH_PATH: ("health", None)}
         for f in self.flows:
@@ -146,6 +149,7 @@ class _Server:
                 ("answer", f.path),
                 ("stream", f.stream_path),
                 ("status", f.status_path),
+                ("machine", f.machine_path),
             ):
                 if path in self.routes:
                     other = self.routes[path][1]
@@ -237,6 +241,9 @@ class _Server:
             elif kind == "status":
                 assert flow is not None
                 status, payload, content_type = self._status(request, flow)
+            elif kind == "machine":
+                assert flow is not None
+                status, payload, content_type = self._machine(request, flow)
             else:  # a stream path without an upgrade
                 raise HttpError(
                     426, "this path takes a WebSocket upgrade", [("upgrade", "websocket")]
@@ -406,6 +413,24 @@ class _Server:
             log.debug("%s status %s: no live call here", _call(call_uuid), params.get("Event"))
         return 200, b"", "text/plain; charset=utf-8"
 
+    def _machine(self, request: Request, flow: Flow) -> tuple[int, bytes, str]:
+        """Plivo's machine-detection callback (``Machine=true``, seed ``004_…``), handed to
+        the live flow of that call (``Call.wait_machine``)."""
+        signed, params = self._params(request)
+        self._check_signature(request, signed, params)
+        call_uuid = params.get("CallUUID")
+        if not call_uuid:
+            raise HttpError(400, f"{_call(None)} machine detection: field CallUUID missing")
+        log.info(
+            "%s machine detection Machine=%s (flow %s)",
+            _call(call_uuid),
+            params.get("Machine", "?"),
+            flow.path,
+        )
+        if not self.live_calls.deliver_machine(call_uuid, params):
+            log.info("%s machine detection: no live call here", _call(call_uuid))
+        return 200, b"", "text/plain; charset=utf-8"
+
     def public_base(self, request: Request) -> str:
         """The public ``scheme://host[:port]`` the request was sent to: ``--public-url``, else
         ``X-Forwarded-Proto`` (default ``http``) and ``X-Forwarded-Host`` or ``Host``.
@@ -548,6 +573,7 @@ class _Server:
                 transport,
                 answer_params=dict(token.params),
                 live_calls=self.live_calls,
+                rest=self.rest,
             )
         except* Exception:
             log.exception("%s run_call for flow %s raised; call closed", call, flow.name)
@@ -623,6 +649,7 @@ async def serve_flows(
     token_ttl: float = DEFAULT_TTL,
     drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
     live_calls: LiveCalls | None = None,
+    rest: PlivoRest | None = None,
     task_status: trio.TaskStatus[ServerInfo] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``flows`` on one HTTP + WebSocket port until cancelled.
@@ -648,7 +675,10 @@ async def serve_flows(
         drain_timeout: on cancellation, seconds live calls get to end on their own before
             they are cancelled.
         live_calls: the registry of running calls (default: a new one). Status callbacks
-            reach calls through it.
+            and machine-detection callbacks reach calls through it.
+        rest: Plivo REST credentials (``PlivoRest.from_env()`` in the CLI): with them,
+            ``hangup()`` and every end of a flow hang the call up over REST, and
+            ``transfer()`` works.
 
     Cancellation (graceful drain): the listener closes at once (new connections are
     refused) and HTTP connections are closed, but live calls are shielded: they get
@@ -667,6 +697,7 @@ async def serve_flows(
         auth_token=auth_token,
         token_ttl=token_ttl,
         live_calls=live_calls if live_calls is not None else LiveCalls(),
+        rest=rest,
     )
     listeners = await trio.open_tcp_listeners(port, host=host)
     try:

@@ -33,7 +33,13 @@ from callflow.protocol import (
     encode_event,
     parse_command,
 )
-from callflow.runtime import RuntimeConfig, Transport, TransportClosed, memory_transport_pair
+from callflow.runtime import (
+    PlivoRest,
+    RuntimeConfig,
+    Transport,
+    TransportClosed,
+    memory_transport_pair,
+)
 from callflow.runtime._session import LiveCalls, run_call
 
 log = logging.getLogger("callflow.testing")
@@ -98,6 +104,7 @@ class FakePlivo:
         answer_params: Mapping[str, str] | None = None,
         send_media: bool = True,
         config: RuntimeConfig | None = None,
+        rest: PlivoRest | None = None,
         transport: Transport | None = None,
     ) -> None:
         if flow is None and (transport is None or format is None):
@@ -111,6 +118,7 @@ class FakePlivo:
         self.answer_params = dict(answer_params or {"CallUUID": self.call_id})
         self.send_media = send_media
         self.config = config
+        self.rest = rest
         self.live_calls = LiveCalls()
         self._transport = transport
         self._seq = itertools.count(0)
@@ -289,6 +297,7 @@ class FakePlivo:
                         answer_params=self.answer_params,
                         live_calls=self.live_calls,
                         config=self.config,
+                        rest=self.rest,
                     )
                 finally:
                     self._server_done.set()
