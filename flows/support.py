@@ -1,36 +1,35 @@
 """An IVR menu: welcome, a one-key menu with re-prompts, then sales or support.
 
 Answer URL: ``POST /support``. μ-law 8 kHz, the format of the phone network itself.
+A key pressed during any prompt interrupts it (barge-in) and counts as the choice.
 """
 
 from __future__ import annotations
-
-import trio
 
 from callflow import Call, Format, flow
 from callflow.audio import Audio
 
 PROMPTS = Audio.folder(__file__, "prompts")
 
-MENU_TIMEOUT_S = 5.0
-"""Seconds to wait for a key after the menu prompt (Plivo GetDigits' default ``timeout``)."""
+CHOICES = {"1": "sales", "2": "support", "9": "repeat"}
+"""Menu keys (the menu prompt says: 1 sales, 2 support, 9 hear this again)."""
 
 
 @flow("/support", format=Format.MULAW_8K)
 async def support(call: Call) -> None:
-    await call.say(PROMPTS.welcome)
-    for _attempt in range(3):
-        await call.say(PROMPTS.menu)
-        key = None
-        with trio.move_on_after(MENU_TIMEOUT_S):
-            key = await call.wait_dtmf()
-        if key == "1":
-            await call.say(PROMPTS.sales)
-            break
-        if key == "2":
-            await call.say(PROMPTS.support)
-            break
-        if key == "9":
-            continue
-        await call.say(PROMPTS.noinput if key is None else PROMPTS.invalid)
+    await call.say(PROMPTS.welcome, barge_in=True)
+    choice = "repeat"
+    while choice == "repeat":
+        choice = await call.menu(
+            PROMPTS.menu,
+            CHOICES,
+            retries=3,
+            timeout=5.0,
+            no_input=PROMPTS.noinput,
+            invalid=PROMPTS.invalid,
+        )
+    if choice == "sales":
+        await call.say(PROMPTS.sales)
+    elif choice == "support":
+        await call.say(PROMPTS.support)
     await call.say(PROMPTS.goodbye)

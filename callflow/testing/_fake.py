@@ -129,7 +129,8 @@ class FakePlivo:
         self._heard_changed = trio.Event()
         self._cursor = 0
         self._playing_scope: trio.CancelScope | None = None
-        self._playing_until = 0.0
+        self._playing_item = b""
+        self._playing_began = 0.0
         self._speech_done = trio.Event()
         self._speech: collections.deque[bytes] = collections.deque()
         self._closed = trio.Event()
@@ -387,8 +388,7 @@ class FakePlivo:
             self.close_code = exc.code
         finally:
             self._closed.set()
-            if self._playing_scope is not None:
-                self._playing_scope.cancel()
+            self._stop_playing()
             self._poke()
 
     def _enqueue(self, command: PlayAudio) -> None:
@@ -406,12 +406,23 @@ class FakePlivo:
         self._queue.append(base64.b64decode(command.payload))
         self.max_queued_s = max(self.max_queued_s, self.queued_s)
 
+    def _stop_playing(self) -> float:
+        """Cut the chunk playing now: the caller heard it up to this moment. Returns the
+        seconds of it left unplayed."""
+        if self._playing_scope is None:
+            return 0.0
+        item, began = self._playing_item, self._playing_began
+        played = min(self.format.duration_s(len(item)), trio.current_time() - began)
+        n = int(played * self.format.sample_rate) * self.format.sample_width
+        self._heard += item[:n]
+        self._playing_scope.cancel()
+        self._playing_scope = None
+        return self.format.duration_s(len(item) - n)
+
     async def _clear(self) -> None:
         dropped = self.queued_s
         self._queue.clear()
-        if self._playing_scope is not None:
-            self._playing_scope.cancel()
-            dropped += max(0.0, self._playing_until - trio.current_time())
+        dropped += self._stop_playing()
         self.cleared.append(Cleared(trio.current_time(), dropped))
         await self._send(
             encode_event(ClearedAudio(sequence_number=next(self._seq), stream_id=self.stream_id))
@@ -433,18 +444,12 @@ class FakePlivo:
                     )
                 )
                 continue
-            duration = self.format.duration_s(len(item))
-            began = trio.current_time()
             with trio.CancelScope() as scope:
                 self._playing_scope = scope
-                self._playing_until = began + duration
-                await trio.sleep(duration)
-            self._playing_scope = None
-            if scope.cancelled_caught:
-                played = min(duration, trio.current_time() - began)
-                n = int(played * self.format.sample_rate) * self.format.sample_width
-                self._heard += item[:n]
-            else:
+                self._playing_item, self._playing_began = item, trio.current_time()
+                await trio.sleep(self.format.duration_s(len(item)))
+            if not scope.cancelled_caught:  # a cut chunk was accounted by _stop_playing
+                self._playing_scope = None
                 self._heard += item
             self._poke()
 

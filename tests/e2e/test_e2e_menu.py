@@ -13,7 +13,7 @@ import trio
 import trio_websocket
 
 from callflow import load_flows
-from callflow.protocol import Checkpoint, PlayAudio
+from callflow.protocol import Checkpoint, ClearAudio, PlayAudio
 from callflow.server import ServerInfo, serve_flows
 from callflow.testing import dial, open_plivo_websocket, stream_of
 from flows.support import PROMPTS
@@ -42,8 +42,10 @@ async def test_menu_call_over_real_sockets(server: ServerInfo) -> None:
     with trio.fail_after(60):
         async with dial(f"{server.url}/support", auth_token=AUTH_TOKEN) as caller:
             await caller.hears(PROMPTS.welcome)
-            await caller.press("1")  # type-ahead during the menu
-            await caller.hears(PROMPTS.menu)
+            await trio.sleep(0.5)  # half a second into the menu prompt
+            await caller.press("1")  # barge-in: the menu stops, the key is the choice
+            await caller.wait_for(ClearAudio)
+            assert 0.3 < caller.skip_heard() < 1.5
             await caller.hears(PROMPTS.sales)
             await caller.hears(PROMPTS.goodbye)
             assert await caller.hung_up() == 1000
@@ -52,6 +54,8 @@ async def test_menu_call_over_real_sockets(server: ServerInfo) -> None:
     for item in caller.received:
         message = json.loads(item.text)
         assert message["event"] in {"playAudio", "checkpoint", "clearAudio", "sendDTMF"}
+        if message["event"] == "clearAudio":
+            assert message == {"event": "clearAudio", "streamId": caller.stream_id}
         assert len(item.text.encode()) <= 65536
         if isinstance(item.command, PlayAudio):
             assert message["media"]["contentType"] == "audio/x-mulaw"
