@@ -147,19 +147,21 @@ def _stream_json(settings: StreamSettings) -> dict[str, Any]:
 
 
 def _route_lines(flows: Sequence[Flow], base: str | None) -> list[str]:
-    width = max(len(f.status_path) for f in flows)
+    width = max(len(f.machine_path) for f in flows)
     lines = []
     for f in flows:
-        status_method = f.stream.status_callback_method
         external = f.stream.status_callback_url
         lines.append(
-            f"  POST {f.path:<{width}}  answer webhook  -> flow {f.name} ({f.format.content_type})"
+            f"  POST|GET {f.path:<{width}}  answer webhook  -> flow {f.name} "
+            f"({f.format.content_type})"
         )
-        lines.append(f"  WS   {f.stream_path:<{width}}  stream WebSocket")
+        lines.append(f"  WS       {f.stream_path:<{width}}  stream WebSocket")
         status_note = f"  (unused: the flow posts to {external})" if external else ""
-        lines.append(f"  {status_method:<4} {f.status_path:<{width}}  status callback{status_note}")
+        lines.append(f"  POST|GET {f.status_path:<{width}}  status callback{status_note}")
+        lines.append(f"  POST|GET {f.machine_path:<{width}}  machine detection callback")
         if base is not None:
-            lines.append(f"       answer URL for Plivo: {base}{f.path}  (POST or GET)")
+            lines.append(f"           answer URL for Plivo: {base}{f.path}  (POST or GET)")
+    lines.append(f"  GET      {'/healthz':<{width}}  health check")
     return lines
 
 
@@ -171,6 +173,7 @@ def _routes(args: argparse.Namespace) -> int:
                 "path": f.path,
                 "stream_path": f.stream_path,
                 "status_path": f.status_path,
+                "machine_path": f.machine_path,
                 "flow": f.name,
                 "stream": _stream_json(f.stream),
             }

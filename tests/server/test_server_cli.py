@@ -74,9 +74,12 @@ def test_routes_json(flows_dir: Path, capsys: pytest.CaptureFixture[str]) -> Non
 def test_routes_text(flows_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["routes", str(flows_dir)]) == 0
     out = capsys.readouterr().out
-    assert "POST /support" in out
-    assert "WS   /support/stream" in out
-    assert "GET  /wide/status" in out
+    lines = [line.split() for line in out.splitlines()]
+    assert ["POST|GET", "/support", "answer", "webhook"] == lines[0][:4]
+    assert ["WS", "/support/stream", "stream", "WebSocket"] in lines
+    assert ["POST|GET", "/wide/status", "status", "callback"] in lines
+    assert ["POST|GET", "/support/machine", "machine", "detection", "callback"] in lines
+    assert ["GET", "/healthz", "health", "check"] == lines[-1]
 
 
 def test_a_module_that_raises_gives_one_line_and_status_2(
