@@ -57,7 +57,9 @@ T = TypeVar("T")
 
 AudioSource = Audio | str | os.PathLike[str] | bytes | AsyncIterable[Audio | bytes]
 """What ``say``/``play`` accept: an :class:`Audio`, a WAV file path, raw bytes already in the
-stream's wire format, or an async iterable of ``Audio``/raw-bytes chunks (a streaming TTS)."""
+stream's wire format, or an async iterable of ``Audio``/raw-bytes chunks (a streaming TTS).
+An async iterable is read as its chunks arrive, and its iterator is closed (``aclose``) when
+the ``say``/``play`` ends, finished or stopped early."""
 
 
 @attrs.frozen(kw_only=True)
@@ -785,13 +787,23 @@ class Call:
             for payload in _load_wav(Path(source)).payloads(fmt):
                 yield payload
         elif isinstance(source, AsyncIterable):
-            async for chunk in source:
-                if isinstance(chunk, Audio):
-                    for payload in chunk.payloads(fmt):
-                        yield payload
-                else:
-                    for payload in self._raw_payloads(bytes(chunk)):
-                        yield payload
+            # A say that stops early (barge-in, clear, cancel) never resumes the source, so
+            # its iterator is closed here rather than left suspended for the garbage
+            # collector to finalize at some odd later moment (an async generator's
+            # ``finally`` would then run outside the call).
+            chunks = aiter(source)
+            try:
+                async for chunk in chunks:
+                    if isinstance(chunk, Audio):
+                        for payload in chunk.payloads(fmt):
+                            yield payload
+                    else:
+                        for payload in self._raw_payloads(bytes(chunk)):
+                            yield payload
+            finally:
+                close = getattr(chunks, "aclose", None)
+                if close is not None:
+                    await close()
         else:
             raise TypeError(f"cannot play {type(source).__name__}: {AudioSource}")
 
@@ -858,6 +870,11 @@ class Call:
                 try:
                     await self._transport.send(message)
                 except TransportClosed as exc:
+                    # The call was not ended (checked above), so callflow did not close the
+                    # stream: Plivo's side did, and the reader has not seen it yet. Same as
+                    # the reader seeing it: no REST hangup for a call Plivo ended.
+                    if self._ended is None:
+                        self.ended_by_plivo = True
                     self._end(_closed_reason(exc))
             if shield.cancelled_caught:
                 log.error(
@@ -888,12 +905,13 @@ class Call:
 
     def _on_dtmf(self, digit: str) -> None:
         if len(self._dtmf) >= self._config.dtmf_buffer:
-            dropped = self._dtmf.popleft()
+            # The key itself is not logged: it may belong to a PIN a later
+            # ``gather(sensitive=True)`` would have kept out of every log line.
+            self._dtmf.popleft()
             log.warning(
-                "call=%s type-ahead buffer full (%d keys); dropped the oldest key %r",
+                "call=%s type-ahead buffer full (%d keys); dropped the oldest key",
                 self.call_id,
                 self._config.dtmf_buffer,
-                dropped,
             )
         self._dtmf.append(digit)
         self._dtmf_arrived.set()

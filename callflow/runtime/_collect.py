@@ -233,11 +233,20 @@ async def record(
 
 
 async def wait_speech(call: Call, vad: VadSettings | None) -> None:
-    started = trio.Event()
-    unwatch = call._watch(BargeIn(keys=False, speech=vad or True), lambda _cause: started.set())
+    # ``wake`` is set by speech *or* by the call ending (``_wait_or_end``), so whether speech
+    # was heard is kept apart: a hangup raises CallEnded, it is not speech.
+    heard = False
+    wake = trio.Event()
+
+    def on_speech(_cause: str) -> None:
+        nonlocal heard
+        heard = True
+        wake.set()
+
+    unwatch = call._watch(BargeIn(keys=False, speech=vad or True), on_speech)
     try:
-        while not started.is_set():
+        while not heard:
             call._raise_if_ended()
-            await call._wait_or_end(started)
+            await call._wait_or_end(wake)
     finally:
         unwatch()

@@ -150,6 +150,7 @@ async def run_call(
             flow_done.set()
             if not call.ended:
                 await _drain(call, config)
+            call._end("flow finished")
             nursery.cancel_scope.cancel()
     finally:
         if live_calls is not None:
@@ -272,6 +273,13 @@ async def _read(
         if not call.ended:
             call.ended_by_plivo = True
         call._end(f"stream closed by Plivo (code {exc.code})")
+    except trio.Cancelled:
+        # The call's nursery is being cancelled (by whoever runs the call, e.g. a drain
+        # deadline): no event from Plivo will be read again, so end the call now. Otherwise
+        # the flow's shielded clean-up (a clear waiting for ``clearedAudio``) would wait out
+        # its timeout for an ack nobody can deliver.
+        call._end("call cancelled")
+        raise
     if not flow_done.is_set():
         with trio.move_on_after(config.hangup_grace_s):
             await flow_done.wait()

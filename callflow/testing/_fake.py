@@ -252,7 +252,8 @@ class FakePlivo:
 
     async def speak(self, audio: Audio) -> None:
         """Send ``audio`` as the caller's voice (inbound media, 20 ms frames, in real time);
-        returns once it has all been sent. Needs ``send_media=True``."""
+        returns once it has all been sent, or when the call ends first (the rest is never
+        sent). Needs ``send_media=True``."""
         raw = audio.encoded(self.format)
         frame = int(self.format.bytes_per_second * FRAME_S)
         done = trio.Event()
@@ -260,6 +261,8 @@ class FakePlivo:
             self._speech.append(raw[start : start + frame])
         self._speech.append(b"")  # end marker
         self._speech_done = done
+        if self._closed.is_set():
+            self._set_closed()
         await done.wait()
 
     async def send_raw(self, text: str) -> None:
@@ -270,8 +273,7 @@ class FakePlivo:
         """The caller hangs up: Plivo closes the WebSocket."""
         if not self._closed.is_set():
             await self._transport_or_fail().aclose(1000, "caller hung up")
-            self._closed.set()
-            self._poke()
+            self._set_closed()
 
     async def hung_up(self) -> int | None:
         """Wait until callflow ends the call (closes the stream); return the close code."""
@@ -351,8 +353,14 @@ class FakePlivo:
         try:
             await self._transport_or_fail().send(text)
         except TransportClosed:
-            self._closed.set()
-            self._poke()
+            self._set_closed()
+
+    def _set_closed(self) -> None:
+        """The stream is closed: no more media goes out, so pending ``speak`` calls return."""
+        self._closed.set()
+        self._speech.clear()
+        self._speech_done.set()
+        self._poke()
 
     def _poke(self) -> None:
         self._heard_changed.set()
@@ -387,9 +395,8 @@ class FakePlivo:
         except TransportClosed as exc:
             self.close_code = exc.code
         finally:
-            self._closed.set()
             self._stop_playing()
-            self._poke()
+            self._set_closed()
 
     def _enqueue(self, command: PlayAudio) -> None:
         if (

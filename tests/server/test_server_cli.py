@@ -75,11 +75,11 @@ def test_routes_text(flows_dir: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["routes", str(flows_dir)]) == 0
     out = capsys.readouterr().out
     lines = [line.split() for line in out.splitlines()]
-    assert ["POST|GET", "/support", "answer", "webhook"] == lines[0][:4]
+    assert lines[0][:4] == ["POST|GET", "/support", "answer", "webhook"]
     assert ["WS", "/support/stream", "stream", "WebSocket"] in lines
     assert ["POST|GET", "/wide/status", "status", "callback"] in lines
     assert ["POST|GET", "/support/machine", "machine", "detection", "callback"] in lines
-    assert ["GET", "/healthz", "health", "check"] == lines[-1]
+    assert lines[-1] == ["GET", "/healthz", "health", "check"]
 
 
 def test_a_module_that_raises_gives_one_line_and_status_2(
