@@ -126,8 +126,10 @@ class Playback:
         duration_s: the prompt's length in seconds (of what was sent).
         heard_s: how much of it the caller heard, in seconds, to within one chunk (from
             checkpoint acks; equals ``duration_s`` when completed).
-        interrupted_by: what stopped it early: a DTMF digit such as ``"5"``, ``"speech"``,
-            ``"cancelled"``, ``"hangup"``, or ``None`` when completed.
+        interrupted_by: what stopped it early: the DTMF digit that barged in (``"5"``),
+            ``"speech"``, ``"cleared"`` (another task called ``clear()``), or ``None`` when
+            completed. (A hangup raises :class:`CallEnded` instead; a cancelled ``say``
+            re-raises the cancellation after clearing.)
     """
 
     completed: bool
@@ -665,8 +667,9 @@ class Call:
     ) -> Recording:
         """Record the caller (a voicemail), after a beep.
 
-        Stops after ``max_s`` seconds, after ``silence_s`` seconds of continuous silence,
-        when a key in ``finish_on_key`` is pressed (that key is consumed), or when the caller
+        Stops after ``max_s`` seconds, after ``silence_s`` seconds of continuous silence
+        (counted from the beep, so a caller who never speaks ends it too), when a key in
+        ``finish_on_key`` is pressed from the beep on (that key is consumed), or when the caller
         hangs up: a hangup ends the recording, not the method, so a voicemail left by
         hanging up is kept.
 
@@ -856,6 +859,8 @@ class Call:
             self._raise_if_ended()
             await event.wait()
         self._mark_waiters.pop(name, None)
+        if name not in self._mark_results:  # woken by the end of the call, not by Plivo
+            self._raise_if_ended()
         return self._mark_results.pop(name, False)
 
     async def _write(self, message: str) -> None:
@@ -954,7 +959,11 @@ class Call:
         if self._ended is not None:
             return
         self._ended = CallEnded(self.call_id, reason)
-        self._resolve(self._ledger.drop_all(), played=False)
+        for mark in self._ledger.drop_all():  # woken without a result: they raise CallEnded
+            event = self._mark_waiters.get(mark.name)
+            if event is not None:
+                event.set()
+        self._progress.set()
         self._ended_event.set()
         for event in (
             self._dtmf_arrived,

@@ -35,7 +35,7 @@ T = TypeVar("T")
 
 def _nth(prompts: Any, attempt: int) -> Any:
     """The prompt for ``attempt`` (0-based): a list escalates, its last entry repeating."""
-    if prompts is None or isinstance(prompts, Audio | str | bytes):
+    if prompts is None or isinstance(prompts, Audio | str | bytes | bytearray | memoryview):
         return prompts
     if isinstance(prompts, Sequence):
         return prompts[min(attempt, len(prompts) - 1)] if prompts else None
@@ -190,8 +190,6 @@ async def record(
         raise ValueError("max_s and silence_s are positive seconds")
     settings = vad or VadSettings()
     rate = call.info.format.sample_rate
-    if play_beep:
-        await call.say(beep(0.25, freq_hz=1000, rate=rate))
     frames: list[np.ndarray[Any, np.dtype[np.int16]]] = []
     stop_key: list[str] = []
     reason = "max_length"
@@ -205,8 +203,10 @@ async def record(
                 stop_key.append(digit)
                 key_scope.cancel()
 
-        call._key_watchers.append(on_key)
+        call._key_watchers.append(on_key)  # from before the beep: a key then ends it too
         try:
+            if play_beep:
+                await call.say(beep(0.25, freq_hz=1000, rate=rate))
             async with call.listen(max_frames=max(50, math.ceil(max_s / 0.02) + 50)) as inbound:
                 with trio.move_on_after(max_s):
                     while True:

@@ -4,6 +4,7 @@
 
     CallflowError
     ├── CallEnded          the call is over (the caller hung up, the stream closed, hangup())
+    ├── RestError          Plivo's REST API refused a hangup, transfer or outbound call
     └── (ProtocolError, from callflow.protocol, is a ValueError: unreadable wire input)
 """
 

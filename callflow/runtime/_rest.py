@@ -12,12 +12,14 @@ from collections.abc import Mapping
 
 import httpx
 
+from callflow.runtime._errors import CallflowError
+
 log = logging.getLogger("callflow.rest")
 
 DEFAULT_API_URL = "https://api.plivo.com/v1"
 
 
-class RestError(Exception):
+class RestError(CallflowError):
     """Plivo's REST API refused or failed a request.
 
     Attributes:

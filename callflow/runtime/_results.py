@@ -51,18 +51,30 @@ class Invalid:
 GatherResult = Digits | NoInput | Invalid
 
 
+def _dtmf_keys(keys: bool | str) -> bool | str:
+    if isinstance(keys, bool):
+        return keys
+    bad = set(keys.upper()) - set(DTMF_KEYS)
+    if bad:
+        raise ValueError(f"barge-in keys must be DTMF keys (0-9 * # A-D), not {sorted(bad)}")
+    return keys.upper()
+
+
 @attrs.frozen
 class BargeIn:
     """What may interrupt a prompt.
 
     Attributes:
-        keys: DTMF keys that interrupt: ``True`` for any key, a string of keys (``"*#"``), or
-            ``False`` for none.
+        keys: DTMF keys that interrupt: ``True`` for any key, a string of keys (``"*#"``,
+            upper-cased), or ``False`` for none.
         speech: caller speech interrupts (energy VAD); ``True`` for the default
             :class:`VadSettings`, or settings of your own.
+
+    Raises:
+        ValueError: ``keys`` has a character that is not a DTMF key.
     """
 
-    keys: bool | str = True
+    keys: bool | str = attrs.field(default=True, converter=_dtmf_keys)
     speech: bool | VadSettings = False
 
     @classmethod
@@ -81,10 +93,7 @@ class BargeIn:
             return None
         if spec == "speech":
             return cls(keys=False, speech=True)
-        bad = set(spec.upper()) - set(DTMF_KEYS)
-        if bad:
-            raise ValueError(f"barge_in keys must be DTMF keys (0-9 * # A-D), not {sorted(bad)}")
-        return cls(keys=spec.upper())
+        return cls(keys=spec)
 
     def matches_key(self, digit: str) -> bool:
         """Whether ``digit`` interrupts."""

@@ -352,3 +352,43 @@ async def test_clear_without_ack_times_out(autojump_clock: trio.testing.MockCloc
         message = json.loads(await plivo_side.receive())
         assert message == {"event": "clearAudio", "streamId": "s"}
     assert done == [pytest.approx(2.0)]
+
+
+@pytest.mark.parametrize("wait", ["say", "checkpoint"])
+async def test_hangup_while_waiting_for_fully_sent_audio_raises_call_ended(
+    autojump_clock: trio.testing.MockClock, wait: str
+) -> None:
+    outcomes: list[object] = []
+
+    @flow("/sent", format=Format.MULAW_8K)
+    async def sent(call: Call) -> None:
+        try:
+            if wait == "say":
+                outcomes.append(await call.say(TONE))  # 2 s: all sent at once (within the lead)
+            else:
+                await call.play(TONE)
+                outcomes.append(await call.checkpoint())
+        except CallEnded as exc:
+            outcomes.append(exc)
+
+    async with FakePlivo(sent) as caller:
+        await trio.sleep(1.0)
+        await caller.hang_up()
+        await caller.hung_up()
+    assert len(outcomes) == 1
+    assert isinstance(outcomes[0], CallEnded), outcomes[0]
+    assert "closed by Plivo" in outcomes[0].reason
+
+
+def test_barge_in_keys_are_checked_and_upper_cased() -> None:
+    from callflow import BargeIn
+
+    assert BargeIn(keys="a#").keys == "A#"
+    keys = BargeIn.of("12")
+    assert keys is not None
+    assert keys.matches_key("2")
+    assert not keys.matches_key("3")
+    with pytest.raises(ValueError, match="DTMF"):
+        BargeIn(keys="xyz")
+    with pytest.raises(ValueError, match="DTMF"):
+        BargeIn.of("1x")

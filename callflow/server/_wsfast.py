@@ -1,0 +1,414 @@
+"""A faster server-side WebSocket for the runtime's transport seam (prototype, issue #4).
+
+websockets' sans-IO :class:`websockets.server.ServerProtocol` driven straight from trio
+streams: no reader task, no message channel, no per-message task switch. The runtime's one
+reader calls :meth:`FastWebSocketTransport.receive`; it reads the socket itself, parses every
+frame that arrived in that read, and hands the messages out one by one from a local buffer
+(no scheduling between them). Writes are coalesced: a message sent while another write is in
+progress joins the next ``send_all``, and the control frames a read produces (pongs, the
+close reply) go out in one ``send_all`` per read.
+
+Same behaviour as the trio-websocket transport the server uses today:
+
+* opening handshake from the bytes h11 already read (``initial``), HTTP 400 for a bad one;
+* messages over ``max_message_size`` bytes (64 KB, Plivo's limit) close with 1009, invalid
+  UTF-8 with 1007, protocol errors with 1002;
+* pings are answered with pongs; binary frames are decoded as UTF-8 with ``errors="replace"``;
+* ``aclose(code, reason)`` sends a close frame, waits up to ``close_timeout`` seconds for the
+  peer's, then closes the TCP stream; a close from the peer is echoed, then the stream closes.
+
+Exceptions: :class:`~callflow.runtime.TransportClosed` (with the close code) from
+``receive``/``send`` once the connection is closed or lost; :class:`HandshakeFailed` from
+:meth:`FastWebSocketTransport.accept`.
+
+Not wired into :func:`~callflow.server.serve_flows` yet: ``bench/servers/wsfast_ivr.py``
+serves the bench IVR with it.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import os
+from typing import cast
+
+import trio
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+from callflow.runtime import TransportClosed
+
+__all__ = ["FastWebSocketTransport", "HandshakeFailed"]
+
+log = logging.getLogger("callflow.server")
+
+DEFAULT_CLOSE_TIMEOUT = 10.0
+"""Seconds :meth:`FastWebSocketTransport.aclose` waits for the peer's close frame."""
+
+RECEIVE_SIZE = 65536
+"""Bytes asked of the socket per read."""
+
+MAX_BUFFERED_WRITE = 1 << 20
+"""Bytes a sender may leave queued behind a write in progress before it waits (backpressure)."""
+
+_OPEN, _CLOSED = State.OPEN, State.CLOSED
+_TEXT, _BINARY, _CONT, _CLOSE = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.CLOSE
+_QUIET = logging.getLogger("callflow.server.wsfast")
+_QUIET.setLevel(logging.WARNING)  # websockets logs every open and close at INFO
+
+
+class HandshakeFailed(Exception):
+    """The opening handshake did not complete (bad request, peer gone). The stream is closed.
+
+    Attributes:
+        status: the HTTP status answered (400…), or ``None`` when nothing could be answered.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class FastWebSocketTransport:
+    """A :class:`callflow.runtime.Transport` on one server-side WebSocket (see module doc).
+
+    Resource handling: owns ``stream`` from :meth:`accept` on; :meth:`aclose` closes it.
+    """
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        protocol: ServerProtocol,
+        request: Request,
+        *,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+    ) -> None:
+        self._stream = stream
+        self._proto = protocol
+        self.request = request
+        """The upgrade request (path, headers)."""
+        self._close_timeout = close_timeout
+        self._messages: collections.deque[str] = collections.deque()
+        self._fragments: list[bytes] = []
+        self._fragment_op = _TEXT
+        self._out: list[bytes] = []
+        self._out_bytes = 0
+        self._writing = False
+        self._written = trio.Event()
+        self._reading = False
+        self._eof_wanted = False
+        self._stream_closed = False
+        self._closed: TransportClosed | None = None
+        self._closed_event = trio.Event()
+        self._warned_binary = False
+        # On a plain TCP stream, read and write the socket's descriptor directly: one system
+        # call per read instead of trio's try-then-wait pair, and no stream wrappers.
+        self._fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
+        self._last_read = 0
+
+    # -- opening -----------------------------------------------------------------------------
+
+    @classmethod
+    async def accept(
+        cls,
+        stream: trio.abc.Stream,
+        initial: bytes = b"",
+        *,
+        max_message_size: int = 65536,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+    ) -> FastWebSocketTransport:
+        """Complete the opening handshake on ``stream`` and return the open transport.
+
+        ``initial`` is what was already read from ``stream`` (the upgrade request as h11 saw
+        it, and anything after it). Wrap the call in ``trio.move_on_after`` to bound it.
+
+        Raises:
+            HandshakeFailed: the request is not a valid WebSocket upgrade (answered with an
+                HTTP error, and the stream closed) or the peer went away.
+        """
+        proto = ServerProtocol(max_size=max_message_size, logger=_QUIET)
+        request: Request | None = None
+        early: list[Frame] = []
+        data = initial
+        try:
+            while request is None:
+                if data:
+                    proto.receive_data(data)
+                else:
+                    proto.receive_eof()
+                for event in proto.events_received():
+                    if isinstance(event, Request):
+                        request = event
+                    elif isinstance(event, Frame):
+                        early.append(event)
+                if request is None:
+                    if proto.handshake_exc is not None or not data:
+                        await _send_chunks(stream, proto.data_to_send())
+                        raise HandshakeFailed(f"no valid upgrade request: {proto.handshake_exc}")
+                    data = bytes(await stream.receive_some(RECEIVE_SIZE))
+            response = proto.accept(request)
+            proto.send_response(response)
+            await _send_chunks(stream, proto.data_to_send())
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(stream)
+            raise HandshakeFailed(f"peer gone during the handshake: {exc!r}") from None
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(stream)
+            raise
+        if response.status_code != 101:
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(stream)
+            raise HandshakeFailed(
+                f"upgrade refused with HTTP {response.status_code}: {proto.handshake_exc}",
+                response.status_code,
+            )
+        transport = cls(stream, proto, request, close_timeout=close_timeout)
+        for frame in early:
+            transport._on_frame(frame)
+        return transport
+
+    # -- the seam ------------------------------------------------------------------------------
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code once closed or closing (1006 when the connection was lost)."""
+        if self._closed is not None:
+            return self._closed.code
+        proto = self._proto
+        if proto.close_rcvd is not None:
+            return proto.close_rcvd.code
+        if proto.close_sent is not None:
+            return proto.close_sent.code
+        return None
+
+    async def receive(self) -> str:
+        """The next text message.
+
+        Messages that arrived in one read are returned without a scheduling point between
+        them (only a cancellation check).
+
+        Raises:
+            TransportClosed: the connection is closed, after the messages that arrived before
+                the close have been returned.
+        """
+        messages = self._messages
+        while not messages:
+            if self._closed is not None:
+                raise TransportClosed(self._closed.code, self._closed.reason)
+            await self._read_once()
+        await trio.lowlevel.checkpoint_if_cancelled()
+        return messages.popleft()
+
+    async def send(self, message: str) -> None:
+        """Send one text frame (coalesced with writes already under way).
+
+        Raises:
+            TransportClosed: the connection is closed or closing.
+        """
+        proto = self._proto
+        if self._closed is not None or proto.state is not _OPEN:
+            closed = self._closed or _closed_exc(proto)
+            raise TransportClosed(closed.code, closed.reason)
+        proto.send_text(message.encode())
+        self._queue(proto.data_to_send())
+        await self._flush()
+
+    async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        """Close with ``code`` and ``reason``; idempotent (see the module doc)."""
+        proto = self._proto
+        if self._stream_closed:
+            return
+        if proto.state is _OPEN:
+            try:
+                proto.send_close(code, reason)
+            except Exception:  # an invalid code from the caller: close normally instead
+                proto.send_close(1000, "")
+            self._queue(proto.data_to_send())
+            with contextlib.suppress(TransportClosed):
+                await self._flush()
+        with trio.move_on_after(self._close_timeout):
+            if self._reading:  # the reader will see the peer's close
+                await self._closed_event.wait()
+            else:
+                while self._closed is None and not self._stream_closed:
+                    await self._read_once()
+        self._set_closed(_closed_exc(proto))
+        await self._close_stream()
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def _read_once(self) -> None:
+        """One read from the socket: parse its frames, answer control frames in one write."""
+        proto = self._proto
+        self._reading = True
+        try:
+            data = await self._receive()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            data = b""
+        finally:
+            self._reading = False
+        if data:
+            proto.receive_data(data)
+        else:
+            proto.receive_eof()
+        for frame in proto.events_received():
+            self._on_frame(frame)  # type: ignore[arg-type]
+        out = proto.data_to_send()
+        if out:
+            self._queue(out)
+            with contextlib.suppress(TransportClosed):
+                await self._flush()
+        # closed: the peer's close frame came, we failed the connection (1002/1007/1009: the
+        # protocol then wants EOF), or the stream ended; merely having sent a close is not
+        if proto.close_rcvd is not None or self._eof_wanted or proto.state is _CLOSED or not data:
+            self._set_closed(_closed_exc(proto))
+            if self._eof_wanted or not data:
+                await self._close_stream()
+
+    async def _receive(self) -> bytes:
+        """The next bytes from the peer (``b""`` at EOF or on a reset)."""
+        fd = self._fd
+        if fd < 0:
+            return bytes(await self._stream.receive_some(RECEIVE_SIZE))
+        if self._last_read < RECEIVE_SIZE:  # the last read drained the socket: wait first
+            await trio.lowlevel.wait_readable(fd)
+        else:
+            await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            try:
+                data = os.read(fd, RECEIVE_SIZE)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(fd)
+                continue
+            except OSError:  # reset by the peer, or closed under us
+                data = b""
+            self._last_read = len(data)
+            return data
+
+    async def _send_bytes(self, data: bytes) -> None:
+        """Write all of ``data``: straight to the socket when it takes it all, else through
+        the stream (which waits for room).
+
+        Raises:
+            trio.BrokenResourceError: the peer has gone.
+            trio.ClosedResourceError: the stream was closed.
+        """
+        fd = self._fd
+        if fd >= 0 and not self._stream_closed:
+            try:
+                sent = os.write(fd, data)
+            except BlockingIOError:
+                sent = 0
+            except OSError as exc:
+                raise trio.BrokenResourceError(f"socket write failed: {exc!r}") from None
+            if sent == len(data):
+                return
+            data = data[sent:]
+        await self._stream.send_all(data)
+
+    def _on_frame(self, frame: Frame) -> None:
+        opcode = frame.opcode
+        data = cast(bytes, frame.data)  # received frames carry bytes
+        if opcode is _TEXT and frame.fin:
+            try:
+                self._messages.append(data.decode())
+            except UnicodeDecodeError as exc:
+                self._fail(1007, f"{exc.reason} at position {exc.start}")
+        elif opcode is _CONT or opcode is _TEXT or opcode is _BINARY:
+            if opcode is not _CONT:
+                self._fragment_op = opcode
+                self._fragments = []
+            self._fragments.append(data)
+            if frame.fin:
+                data = b"".join(self._fragments)
+                self._fragments = []
+                if self._fragment_op is _BINARY:
+                    self._messages.append(self._binary(data))
+                else:
+                    try:
+                        self._messages.append(data.decode())
+                    except UnicodeDecodeError as exc:
+                        self._fail(1007, f"{exc.reason} at position {exc.start}")
+        # PING: the protocol queued the pong; PONG: nothing to do; CLOSE: handled by state
+
+    def _binary(self, data: bytes) -> str:
+        if not self._warned_binary:
+            self._warned_binary = True
+            log.warning(
+                "websocket %s: binary frame of %d bytes (Plivo sends text only); decoded as UTF-8",
+                self.request.path,
+                len(data),
+            )
+        return data.decode("utf-8", errors="replace")
+
+    def _fail(self, code: int, reason: str) -> None:
+        self._proto.fail(code, reason)
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def _queue(self, chunks: list[bytes]) -> None:
+        for chunk in chunks:
+            if chunk:
+                self._out.append(chunk)
+                self._out_bytes += len(chunk)
+            else:  # websockets' SEND_EOF: close the TCP connection after these bytes
+                self._eof_wanted = True
+
+    async def _flush(self) -> None:
+        """Write what is queued; if a write is under way, it takes ours along (we wait only
+        while more than :data:`MAX_BUFFERED_WRITE` bytes are queued)."""
+        if self._writing:
+            while self._writing and self._out_bytes > MAX_BUFFERED_WRITE:
+                await self._written.wait()
+            return
+        self._writing = True
+        try:
+            while self._out:
+                data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
+                self._out.clear()
+                self._out_bytes = 0
+                try:
+                    await self._send_bytes(data)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    self._out.clear()
+                    self._set_closed(TransportClosed(1006, "connection lost"))
+                    raise TransportClosed(1006, "connection lost") from None
+        finally:
+            self._writing = False
+            self._written.set()
+            self._written = trio.Event()
+        if self._eof_wanted and self._proto.state is not _OPEN:
+            await self._close_stream()
+
+    # -- closing -------------------------------------------------------------------------------
+
+    def _set_closed(self, exc: TransportClosed) -> None:
+        if self._closed is None:
+            self._closed = exc
+            self._closed_event.set()
+
+    async def _close_stream(self) -> None:
+        if not self._stream_closed:
+            self._stream_closed = True
+            self._set_closed(_closed_exc(self._proto))
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(self._stream)
+
+
+def _closed_exc(proto: ServerProtocol) -> TransportClosed:
+    """The TransportClosed for the protocol's close state (1006 when no close frame came)."""
+    close = proto.close_rcvd if proto.close_rcvd is not None else proto.close_sent
+    if close is None or proto.state is _OPEN:
+        return TransportClosed(1006, "connection lost")
+    return TransportClosed(int(close.code), str(close.reason or ""))
+
+
+async def _send_chunks(stream: trio.abc.Stream, chunks: list[bytes]) -> None:
+    data = b"".join(chunks)
+    if data:
+        await stream.send_all(data)
