@@ -280,7 +280,6 @@ class Call:
         self._status: collections.deque[StatusEvent] = collections.deque(maxlen=256)
         self._status_arrived = trio.Event()
         self._ended: CallEnded | None = None
-        self._ended_event = trio.Event()
         self.frames_received = 0
         """Inbound media frames seen (decoded or not)."""
         self.protocol_errors = 0
@@ -599,20 +598,18 @@ class Call:
             ValueError: arguments Plivo would refuse.
             CallEnded: the call is over.
         """
-        return await _collect.gather(
-            self,
-            prompt,
+        rules = _collect.DigitRules(
             max_digits=max_digits,
             min_digits=min_digits,
             timeout=timeout,
             digit_timeout=digit_timeout,
             finish_on_key=finish_on_key.upper(),
             valid_digits=valid_digits.upper(),
-            retries=retries,
-            no_input=no_input,
-            invalid=invalid,
             barge_in=barge_in,
             sensitive=sensitive,
+        )
+        return await _collect.gather(
+            self, prompt, rules, retries=retries, no_input=no_input, invalid=invalid
         )
 
     async def menu(
@@ -964,7 +961,6 @@ class Call:
             if event is not None:
                 event.set()
         self._progress.set()
-        self._ended_event.set()
         for event in (
             self._dtmf_arrived,
             self._status_arrived,

@@ -9,6 +9,7 @@ import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import attrs
 import numpy as np
 import trio
 
@@ -42,91 +43,87 @@ def _nth(prompts: Any, attempt: int) -> Any:
     return prompts
 
 
+@attrs.frozen(kw_only=True)
+class DigitRules:
+    """One attempt's input rules: Plivo GetDigits' parameters (see :meth:`Call.gather`).
+
+    Raises:
+        ValueError: a combination Plivo would refuse.
+    """
+
+    max_digits: int
+    min_digits: int
+    timeout: float
+    digit_timeout: float
+    finish_on_key: str
+    valid_digits: str
+    barge_in: bool
+    sensitive: bool
+
+    def __attrs_post_init__(self) -> None:
+        if not 1 <= self.min_digits <= self.max_digits:
+            raise ValueError(
+                f"need 1 <= min_digits <= max_digits, got {self.min_digits}, {self.max_digits}"
+            )
+        if len(self.finish_on_key) > 1 or (
+            self.finish_on_key and self.finish_on_key not in DTMF_KEYS
+        ):
+            raise ValueError(
+                f"finish_on_key must be one DTMF key or '', not {self.finish_on_key!r}"
+            )
+        if set(self.valid_digits) - set(DTMF_KEYS):
+            raise ValueError(f"valid_digits must be DTMF keys, not {self.valid_digits!r}")
+        if self.timeout <= 0 or self.digit_timeout <= 0:
+            raise ValueError("timeout and digit_timeout are positive seconds")
+
+
 async def gather(
     call: Call,
     prompt: Any,
+    rules: DigitRules,
     *,
-    max_digits: int,
-    min_digits: int,
-    timeout: float,
-    digit_timeout: float,
-    finish_on_key: str,
-    valid_digits: str,
     retries: int,
     no_input: Any,
     invalid: Any,
-    barge_in: bool,
-    sensitive: bool,
 ) -> GatherResult:
     if retries < 1:
         raise ValueError(f"retries counts attempts (Plivo: at least 1), not {retries}")
-    if not 1 <= min_digits <= max_digits:
-        raise ValueError(f"need 1 <= min_digits <= max_digits, got {min_digits}, {max_digits}")
-    if len(finish_on_key) > 1 or (finish_on_key and finish_on_key not in DTMF_KEYS):
-        raise ValueError(f"finish_on_key must be one DTMF key or '', not {finish_on_key!r}")
-    if set(valid_digits) - set(DTMF_KEYS):
-        raise ValueError(f"valid_digits must be DTMF keys, not {valid_digits!r}")
-    if timeout <= 0 or digit_timeout <= 0:
-        raise ValueError("timeout and digit_timeout are positive seconds")
     result: GatherResult = NoInput()
     for attempt in range(retries):
-        result = await _gather_once(
-            call,
-            _nth(prompt, attempt),
-            max_digits=max_digits,
-            min_digits=min_digits,
-            timeout=timeout,
-            digit_timeout=digit_timeout,
-            finish_on_key=finish_on_key,
-            valid_digits=valid_digits,
-            barge_in=barge_in,
-            sensitive=sensitive,
-        )
+        result = await _gather_once(call, _nth(prompt, attempt), rules)
         log.debug("call=%s gather attempt %d: %r", call.call_id, attempt + 1, result)
         if isinstance(result, Digits) or attempt + 1 == retries:
             break
         reprompt = _nth(no_input if isinstance(result, NoInput) else invalid, attempt)
         if reprompt is not None:
-            await call.say(reprompt, barge_in=barge_in)
+            await call.say(reprompt, barge_in=rules.barge_in)
     return result
 
 
-async def _gather_once(
-    call: Call,
-    prompt: Any,
-    *,
-    max_digits: int,
-    min_digits: int,
-    timeout: float,
-    digit_timeout: float,
-    finish_on_key: str,
-    valid_digits: str,
-    barge_in: bool,
-    sensitive: bool,
-) -> GatherResult:
-    if prompt is not None and not (barge_in and call.pending_dtmf()):
-        await call.say(prompt, barge_in=barge_in)  # type-ahead keys skip a barge-in prompt
+async def _gather_once(call: Call, prompt: Any, rules: DigitRules) -> GatherResult:
+    if prompt is not None and not (rules.barge_in and call.pending_dtmf()):
+        await call.say(prompt, barge_in=rules.barge_in)  # type-ahead keys skip a barge-in prompt
     digits = ""
     finished = False
-    wait = timeout
-    while len(digits) < max_digits:
+    wait = rules.timeout
+    while len(digits) < rules.max_digits:
         key = None
         with trio.move_on_after(wait):
             key = await call.wait_dtmf()
         if key is None:
             break
-        if finish_on_key and key == finish_on_key:
+        if rules.finish_on_key and key == rules.finish_on_key:
             finished = True
             break
-        if key not in valid_digits:
-            return Invalid(digits + key, sensitive=sensitive)
+        if key not in rules.valid_digits:
+            return Invalid(digits + key, sensitive=rules.sensitive)
         digits += key
-        wait = digit_timeout
+        wait = rules.digit_timeout
     if not digits and not finished:
         return NoInput()
-    if len(digits) < min_digits:
-        return Invalid(digits, sensitive=sensitive)
-    return Digits(digits, sensitive=sensitive)
+    if len(digits) < rules.min_digits:
+        return Invalid(digits, sensitive=rules.sensitive)
+    return Digits(digits, sensitive=rules.sensitive)
 
 
 async def menu(
@@ -143,21 +140,17 @@ async def menu(
     keys = "".join(choices)
     if not choices or len(keys) != len(choices) or set(keys) - set(DTMF_KEYS):
         raise ValueError(f"menu choices must be single DTMF keys, got {list(choices)}")
-    result = await gather(
-        call,
-        prompt,
+    rules = DigitRules(
         max_digits=1,
         min_digits=1,
         timeout=timeout,
         digit_timeout=timeout,
         finish_on_key="",
         valid_digits=keys,
-        retries=retries,
-        no_input=no_input,
-        invalid=invalid,
         barge_in=barge_in,
         sensitive=False,
     )
+    result = await gather(call, prompt, rules, retries=retries, no_input=no_input, invalid=invalid)
     if not isinstance(result, Digits):
         return result
     choice = choices[result.value]
