@@ -9,8 +9,9 @@ Routes, for each flow (PROTOCOL.md §1)::
     GET       /healthz             {"status": "ok", "calls": N, "flows": [paths]}
 
 One port serves HTTP and WebSocket alike, so one tunnel (ngrok) or one load-balancer rule
-serves everything: h11 reads each request head, and an upgrade on a stream path is handed to
-trio-websocket (wsproto) with the bytes already read replayed.
+serves everything: h11 reads each request head, and an upgrade on a stream path whose token
+checks out is completed by :class:`~callflow.server._wsfast.FastWebSocketTransport` (websockets'
+sans-IO protocol) from the bytes already read.
 
 Exception policy: every connection runs in its own task; anything one connection or call
 raises (other than cancellation) is logged with the call id where known and goes no
@@ -31,13 +32,12 @@ from urllib.parse import parse_qs, urlsplit
 import attrs
 import h11
 import trio
-import trio_websocket
 
 from callflow._answer import MAX_STREAM_URL, answer_xml
 from callflow._flow import Flow
 from callflow.runtime import LiveCalls, PlivoRest, run_call
 from callflow.server import _http
-from callflow.server._http import HttpConnection, HttpError, ReplayStream, Request
+from callflow.server._http import HttpConnection, HttpError, Request
 from callflow.server._signature import NONCE_HEADER, SIGNATURE_HEADER, validate_signature_v3
 from callflow.server._token import (
     DEFAULT_TTL,
@@ -48,7 +48,7 @@ from callflow.server._token import (
     make_stream_token,
     verify_stream_token,
 )
-from callflow.server._ws_transport import WebSocketTransport
+from callflow.server._wsfast import FastWebSocketTransport, HandshakeFailed
 
 log = logging.getLogger("callflow.server")
 
@@ -67,7 +67,6 @@ HANDSHAKE_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 5.0
 """Seconds a call's socket waits for the peer's close frame."""
 
-_WS_RECEIVE_BUFFER = 65536
 
 _HOST_RE = re.compile(r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
 
@@ -511,44 +510,25 @@ class _Server:
     async def _run_websocket(
         self, conn: HttpConnection, flow: Flow, token: StreamToken, call_scope: trio.CancelScope
     ) -> None:
-        """Hand the connection to trio-websocket, then run the call on it.
+        """Complete the WebSocket handshake on the bytes h11 already read, then run the call.
 
-        The WebSocket's reader task lives in a nursery outside ``call_scope``, so cancelling
-        the call (the drain deadline) still lets its close handshake complete.
+        The transport's close handshake runs shielded after ``call_scope``, so cancelling the
+        call (the drain deadline) still closes the socket cleanly.
         """
         call = _call(token.call_uuid)
-        stream = ReplayStream(conn.stream, conn.request_bytes)
-        async with trio.open_nursery() as nursery:
-            try:
-                with call_scope:
-                    await self._handshake_and_run(nursery, stream, conn, flow, token)
-                if call_scope.cancelled_caught:
-                    log.warning(
-                        "%s ws %s: ended by the server's drain deadline", call, flow.stream_path
-                    )
-            finally:
-                with trio.CancelScope(shield=True):
-                    await stream.aclose()
-                nursery.cancel_scope.cancel()
-
-    async def _handshake_and_run(
-        self,
-        nursery: trio.Nursery,
-        stream: ReplayStream,
-        conn: HttpConnection,
-        flow: Flow,
-        token: StreamToken,
-    ) -> None:
-        call = _call(token.call_uuid)
-        request: trio_websocket.WebSocketRequest | None = None
+        transport: FastWebSocketTransport | None = None
         with trio.move_on_after(HANDSHAKE_TIMEOUT):
-            request = await trio_websocket.wrap_server_stream(
-                nursery,
-                stream,
-                max_message_size=MAX_MESSAGE_SIZE,
-                receive_buffer_size=_WS_RECEIVE_BUFFER,
-            )
-        if request is None:
+            try:
+                transport = await FastWebSocketTransport.accept(
+                    conn.stream,
+                    conn.request_bytes,
+                    max_message_size=MAX_MESSAGE_SIZE,
+                    close_timeout=CLOSE_TIMEOUT,
+                )
+            except HandshakeFailed as exc:
+                log.warning("%s ws %s from %s: %s", call, flow.stream_path, conn.client, exc)
+                return
+        if transport is None:
             log.warning(
                 "%s ws %s from %s: handshake not done in %.0f s",
                 call,
@@ -556,8 +536,9 @@ class _Server:
                 conn.client,
                 HANDSHAKE_TIMEOUT,
             )
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(conn.stream)
             return
-        ws = await request.accept()
         log.info(
             "%s ws %s from %s: stream accepted for flow %s",
             call,
@@ -565,26 +546,29 @@ class _Server:
             conn.client,
             flow.name,
         )
-        transport = WebSocketTransport(ws, close_timeout=CLOSE_TIMEOUT)
         code, reason = 1000, "call ended"
         try:
-            await run_call(
-                flow,
-                transport,
-                answer_params=dict(token.params),
-                live_calls=self.live_calls,
-                rest=self.rest,
-            )
+            with call_scope:
+                await run_call(
+                    flow,
+                    transport,
+                    answer_params=dict(token.params),
+                    live_calls=self.live_calls,
+                    rest=self.rest,
+                )
+            if call_scope.cancelled_caught:
+                log.warning(
+                    "%s ws %s: ended by the server's drain deadline", call, flow.stream_path
+                )
         except* Exception:
             log.exception("%s run_call for flow %s raised; call closed", call, flow.name)
             code, reason = 1011, "server error"
         finally:
             with trio.CancelScope(shield=True):
                 await transport.aclose(code, reason)
-        closed = ws.closed
-        if closed is not None and closed.code == 1009:
+        if transport.close_code == 1009:
             log.warning(
-                "%s ws %s: message over %d characters from Plivo; socket closed with 1009",
+                "%s ws %s: message over %d bytes from Plivo; socket closed with 1009",
                 call,
                 flow.stream_path,
                 MAX_MESSAGE_SIZE,

@@ -1,4 +1,4 @@
-"""A faster server-side WebSocket for the runtime's transport seam (prototype, issue #4).
+"""The server-side WebSocket under the runtime's transport seam.
 
 websockets' sans-IO :class:`websockets.server.ServerProtocol` driven straight from trio
 streams: no reader task, no message channel, no per-message task switch. The runtime's one
@@ -8,7 +8,8 @@ frame that arrived in that read, and hands the messages out one by one from a lo
 progress joins the next ``send_all``, and the control frames a read produces (pongs, the
 close reply) go out in one ``send_all`` per read.
 
-Same behaviour as the trio-websocket transport the server uses today:
+It keeps the behaviour of the trio-websocket layer it replaced (whose server side held less
+than half the real-time calls per core; see docs/performance.md):
 
 * opening handshake from the bytes h11 already read (``initial``), HTTP 400 for a bad one;
 * messages over ``max_message_size`` bytes (64 KB, Plivo's limit) close with 1009, invalid
@@ -21,8 +22,8 @@ Exceptions: :class:`~callflow.runtime.TransportClosed` (with the close code) fro
 ``receive``/``send`` once the connection is closed or lost; :class:`HandshakeFailed` from
 :meth:`FastWebSocketTransport.accept`.
 
-Not wired into :func:`~callflow.server.serve_flows` yet: ``bench/servers/wsfast_ivr.py``
-serves the bench IVR with it.
+:func:`~callflow.server.serve_flows` hands it every stream upgrade after h11 has read the
+request head and the stream token has been checked.
 """
 
 from __future__ import annotations

@@ -107,6 +107,21 @@ async def test_development_mode_accepts_no_token(
         assert sent_dtmf(await ws.get_message()) == "0"  # no answer params
 
 
+async def test_pings_are_answered_and_binary_and_fragmented_frames_are_read(
+    start_server: StartServer,
+) -> None:
+    info = await start_server()
+    async with plivo_socket(f"ws://127.0.0.1:{info.port}/echo/stream") as ws:
+        with trio.fail_after(5):
+            await ws.ping(b"are-you-there")  # returns once the matching pong arrives
+        await ws.send_message(start_message("ping-call").encode())  # a binary frame
+        assert sent_dtmf(await ws.get_message()) == "0"
+        with trio.fail_after(5):
+            await ws.ping()
+        await ws.send_message(dtmf_message("5"))
+        assert sent_dtmf(await ws.get_message()) == "5"
+
+
 async def test_upgrade_to_an_unknown_path_gets_404(start_server: StartServer) -> None:
     info = await start_server()
     rejected = await rejection(info.port, "/nowhere/stream")
