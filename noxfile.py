@@ -38,3 +38,13 @@ def serve(session: nox.Session) -> None:
     """Serve the bundled example flows: ``nox -s serve -- --public-url https://x.ngrok.app``."""
     session.install("-e", ".")
     session.run("callflow", "serve", "flows/", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks (not a default session): callflow vs the official plivo-stream-sdk vs its
+    bare WebSocket layer, under one simulated Plivo load. Prints the table and writes it as JSON
+    under bench/results/. ``nox -s bench -- --quick`` for a short run; see
+    docs/performance.md."""
+    session.install("-e", ".", "plivo-stream-sdk==0.1.1", "plivo>=4.50", "websockets>=14", "py-spy")
+    session.run("python", "-m", "bench", *session.posargs)
