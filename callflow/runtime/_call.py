@@ -263,6 +263,8 @@ class Call:
         self._progress = trio.Event()  # set on every ack/clear; replaced after
         self._clear_done = trio.Event()
         self._clear_epoch = 0
+        self._latest_clear = self._clear_done
+        self._barge_in_pending = False
         self._heard_at_clear = 0.0
         self._key_watchers: list[Callable[[str], None]] = []
         self._frame_watchers: list[Callable[[npt.NDArray[np.int16]], None]] = []
@@ -372,6 +374,8 @@ class Call:
                         interrupted_by = cause
                         heard_at = self._ledger.heard_position(trio.current_time())
                         scope.cancel()
+                        if self._clear_epoch == epoch and self._ledger.queued_s > 0:
+                            self._barge_in_pending = True  # the reader sends clearAudio next
 
                 if trigger is not None:
                     unwatch = self._watch(trigger, interrupt)
@@ -395,7 +399,9 @@ class Call:
         if completed:
             return Playback(True, duration, end - start)
         if interrupted_by is not None:
-            if self._clear_epoch == epoch:
+            if self._clear_epoch != epoch:  # the reader already sent clearAudio
+                await self._wait_cleared(self._latest_clear)
+            elif self._ledger.queued_s > 0:
                 await self.clear()
         else:
             interrupted_by = "cleared"
@@ -472,11 +478,28 @@ class Call:
         Raises:
             CallEnded: the call is over.
         """
+        await self._wait_cleared(await self._send_clear())
+
+    async def _send_clear(self) -> trio.Event:
+        """Send ``clearAudio``; return the event ``clearedAudio`` will set. Everything before
+        the first ``await`` happens at once, so a ``say`` resuming later already sees it."""
         self._clear_epoch += 1
         self._heard_at_clear = self._ledger.heard_position(trio.current_time())
-        done = self._clear_done
+        done = self._latest_clear = self._clear_done
         self._ledger.clear_sent()
         await self._write(encode(ClearAudio(stream_id=self.info.stream_id)))
+        return done
+
+    async def _barge_in_clear(self) -> None:
+        """Called by the reader right after the event that triggered a barge-in: send
+        ``clearAudio`` from the reader itself, so it leaves in the same scheduler pass as the
+        key (or speech) arrived, not when the interrupted ``say`` next runs."""
+        self._barge_in_pending = False
+        if self._ended is None:
+            with contextlib.suppress(CallEnded):
+                await self._send_clear()
+
+    async def _wait_cleared(self, done: trio.Event) -> None:
         with trio.move_on_after(self._config.clear_timeout_s) as scope:
             while not done.is_set():
                 self._raise_if_ended()

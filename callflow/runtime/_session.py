@@ -254,8 +254,12 @@ async def _read(
                 continue
             if type(event) is Media:
                 call._on_media(event.payload, event.track)
+                if call._barge_in_pending:  # speech barged in: clear from here, now
+                    await call._barge_in_clear()
             elif type(event) is Dtmf:
                 call._on_dtmf(event.digit)
+                if call._barge_in_pending:  # a key barged in: clear from here, now
+                    await call._barge_in_clear()
             elif type(event) is PlayedStream:
                 call._on_played(event.name)
             elif type(event) is ClearedAudio:
