@@ -31,6 +31,7 @@ from callflow.protocol import (
     ClearAudio,
     ExtraHeaders,
     Format,
+    ProtocolError,
     SendDTMF,
     encode,
     play_audio_message,
@@ -919,10 +920,24 @@ class Call:
             raise CallEnded(self._ended.call_id, self._ended.reason)
 
     def _on_media(self, payload: str, track: str) -> None:
+        """One inbound ``media`` frame: decoded and handed to listeners and watchers, only if
+        there are any. An undecodable ``media.payload`` (bad base64, or L16 of an odd number
+        of bytes) is counted in :attr:`protocol_errors` and logged with the call id, like any
+        unreadable message; the frame is skipped and the call goes on."""
         self.frames_received += 1
         if not (self._listeners or self._frame_watchers) or track != "inbound":
             return  # nobody listens: no decoding
-        frame = decode(base64.b64decode(payload), self._format)
+        try:
+            frame = decode(base64.b64decode(payload), self._format)
+        except ValueError as exc:  # binascii.Error is a ValueError
+            self.protocol_errors += 1
+            error = ProtocolError(
+                f"payload is not {self._format.content_type} audio in base64 ({exc})",
+                event="media",
+                field="media.payload",
+            )
+            log.warning("call=%s unreadable message from Plivo: %s", self.call_id, error)
+            return
         for listener in self._listeners:
             listener._push(frame)
         for watcher in list(self._frame_watchers):

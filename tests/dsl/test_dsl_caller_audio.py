@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +115,46 @@ async def test_listening_ends_with_the_call(autojump_clock: trio.testing.MockClo
         await caller.hung_up()
     assert got
     assert 49 <= got[0] <= 51  # a second of 20 ms frames, none lost
+
+
+@pytest.mark.parametrize(
+    ("payload", "problem"),
+    [("!!!not base64!!!", "base64"), ("AQID", "even number of bytes")],  # AQID: 3 bytes
+)
+async def test_an_undecodable_media_payload_is_logged_and_the_listener_goes_on(
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+    payload: str,
+    problem: str,
+) -> None:
+    kept: list[int] = []
+    errors: list[int] = []
+
+    async def body(call: Call) -> None:
+        async with call.listen() as frames:
+            async for frame in frames:
+                if frame[0]:
+                    kept.append(int(frame[0]) // 100 - 1)
+                if len(kept) == 5:
+                    break
+        errors.append(call.protocol_errors)
+
+    async with FakePlivo(make_flow(body, Format.L16_8K), call_id="bad-media") as caller:
+        await trio.sleep(0.1)
+        bad = {
+            "event": "media",
+            "streamId": caller.stream_id,
+            "media": {"track": "inbound", "timestamp": "1", "chunk": 1, "payload": payload},
+        }
+        await caller.send_raw(json.dumps(bad))
+        await caller.speak(ramp(5))
+        assert await caller.hung_up() == 1000
+    assert kept == list(range(5))
+    assert errors == [1]
+    logged = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("call=bad-media" in m and "media.payload" in m and problem in m for m in logged), (
+        logged
+    )
 
 
 # -- record ------------------------------------------------------------------------------------
