@@ -113,14 +113,16 @@ async def run_call(
     Cancelling the caller's scope ends the call at once.
     """
     config = config or RuntimeConfig()
+    # Until ``start`` names the call, it is the one the answer webhook was for.
+    answered = f"call={(answer_params or {}).get('CallUUID') or '-'}"
     try:
-        start = await _wait_for_start(transport, config, flow)
+        start = await _wait_for_start(transport, config, flow, answered)
     except _Refused as refused:
         log.error("%s; closing the stream", refused)
         await transport.aclose(refused.code, refused.reason)
         return
     except TransportClosed:
-        log.info("stream closed before start (flow %s)", flow.path)
+        log.info("%s stream closed before start (flow %s)", answered, flow.path)
         return
 
     info = CallInfo(
@@ -175,19 +177,43 @@ class _Refused(Exception):
         self.reason = reason or message[:120]
 
 
-async def _wait_for_start(transport: Transport, config: RuntimeConfig, flow: Flow) -> Start:
-    """The stream's ``start`` event; anything before it is logged and skipped."""
+async def _wait_for_start(
+    transport: Transport, config: RuntimeConfig, flow: Flow, answered: str
+) -> Start:
+    """The stream's ``start`` event; anything before it is logged and skipped.
+
+    ``answered`` (``call=<CallUUID>`` of the answer webhook) starts each log line and refusal
+    until ``start`` names the call.
+
+    Raises:
+        _Refused: no ``start`` within ``config.start_timeout_s`` seconds, or one whose media
+            format is unreadable or not the flow's.
+        TransportClosed: the stream closed first.
+    """
     with trio.move_on_after(config.start_timeout_s):
         while True:
             text = await transport.receive()
             try:
                 event = parse(text)
             except ProtocolError as exc:
-                log.warning("flow=%s before start: unreadable message: %s", flow.path, exc)
+                log.warning(
+                    "%s flow=%s before start: unreadable message: %s", answered, flow.path, exc
+                )
+                continue
+            if isinstance(event, UnknownEvent):
+                log.warning(
+                    "%s flow=%s before start: ignoring unknown event %r",
+                    answered,
+                    flow.path,
+                    event.event,
+                )
                 continue
             if not isinstance(event, Start):
                 log.warning(
-                    "flow=%s before start: ignoring %s event", flow.path, type(event).__name__
+                    "%s flow=%s before start: ignoring %s event",
+                    answered,
+                    flow.path,
+                    type(event).__name__,
                 )
                 continue
             try:
@@ -203,7 +229,9 @@ async def _wait_for_start(transport: Transport, config: RuntimeConfig, flow: Flo
                     reason="wrong audio format",
                 )
             return event
-    raise _Refused(f"flow={flow.path} no start event within {config.start_timeout_s:.0f} s")
+    raise _Refused(
+        f"{answered} flow={flow.path} no start event within {config.start_timeout_s:.0f} s"
+    )
 
 
 async def _run_flow(flow: Flow, call: Call) -> None:
