@@ -254,6 +254,62 @@ def media_fast_path(scale: int) -> dict[str, float]:
     return results
 
 
+def websocket_frames(scale: int) -> dict[str, float]:
+    """µs per inbound media message from the bytes of one masked WebSocket frame to its text:
+    websockets' sans-IO parser (``receive_data`` + ``events_received`` + decode) against the
+    fast path of ``callflow.server._wsfast`` (private) that reads Plivo's frames."""
+    import trio.testing
+    from websockets.client import ClientProtocol
+    from websockets.uri import parse_uri
+
+    from callflow.server._wsfast import FastWebSocketTransport
+
+    text = encode_event(
+        Media(
+            sequence_number=1,
+            stream_id="s",
+            track="inbound",
+            timestamp_ms=1700000000000,
+            chunk=1,
+            payload=base64.b64encode(b"\xff" * 160).decode(),
+            extra_headers=ExtraHeaders.parse("{}"),
+        )
+    )
+    results: dict[str, float] = {}
+
+    async def accepted() -> FastWebSocketTransport:
+        client = ClientProtocol(parse_uri("ws://localhost/s"))
+        client.send_request(client.connect())
+        _, server_stream = trio.testing.memory_stream_pair()
+        return await FastWebSocketTransport.accept(server_stream, b"".join(client.data_to_send()))
+
+    async def measure() -> None:
+        client = ClientProtocol(parse_uri("ws://localhost/s"))
+        client.send_request(client.connect())
+        client.data_to_send()
+        client.state = client.state.OPEN
+        client.send_text(text.encode())
+        frame = b"".join(client.data_to_send())
+        general = (await accepted())._proto
+        fast = await accepted()
+        out = fast._messages
+
+        def sans_io() -> None:
+            general.receive_data(frame)
+            for event in general.events_received():
+                event.data.decode()  # type: ignore[union-attr]
+
+        def fast_path() -> None:
+            fast._receive_fast(frame)
+            out.popleft()
+
+        results["websockets_sans_io_us"] = round(best_us(sans_io, 20000 * scale), 2)
+        results["fast_path_us"] = round(best_us(fast_path, 20000 * scale), 2)
+
+    trio.run(measure)
+    return results
+
+
 def run(*, quick: bool = False) -> dict[str, Any]:
     """Every micro-benchmark; a JSON-able dict."""
     scale = 1 if quick else 3
@@ -263,6 +319,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         "prompt_cache": prompt_cache(scale),
         "encoded_once": encoded_once(20 if quick else 50),
         "media_dispatch": media_fast_path(scale),
+        "websocket_frames": websocket_frames(scale),
     }
 
 
@@ -299,6 +356,11 @@ def render(result: dict[str, Any]) -> list[str]:
     lines.append(
         f"media frame parse + dispatch: no listener {d['no_listener_us']:.2f} µs, "
         f"one listener (decodes) {d['one_listener_us']:.2f} µs"
+    )
+    w = result["websocket_frames"]
+    lines.append(
+        f"WebSocket frame → text, one media message: websockets sans-IO "
+        f"{w['websockets_sans_io_us']:.2f} µs, _wsfast fast path {w['fast_path_us']:.2f} µs"
     )
     return lines
 
