@@ -143,7 +143,8 @@ class FakePlivo:
         self.sent_dtmf = ""
         """Digits callflow played into the call with ``sendDTMF``."""
         self.max_queued_s = 0.0
-        """The most audio, in seconds, ever queued unplayed at once."""
+        """The most audio, in seconds, ever held unplayed at once (the queue plus the rest of
+        the chunk playing), as :attr:`queued_s` measures it."""
         self.protocol_errors: list[str] = []
         """Messages from callflow the fake could not read (each also logged)."""
         self.close_code: int | None = None
@@ -163,8 +164,17 @@ class FakePlivo:
 
     @property
     def queued_s(self) -> float:
-        """Seconds of audio queued and not yet played."""
-        return self.format.duration_s(sum(len(i) for i in self._queue if isinstance(i, bytes)))
+        """Seconds of audio held and not yet played: the queue, plus what is left of the chunk
+        playing now (what a ``clearAudio`` would drop)."""
+        waiting = sum(len(i) for i in self._queue if isinstance(i, bytes))
+        return self.format.duration_s(waiting) + self._playing_left_s()
+
+    def _playing_left_s(self) -> float:
+        """Seconds of the chunk playing now that have not been played yet."""
+        if self._playing_scope is None:
+            return 0.0
+        length = self.format.duration_s(len(self._playing_item))
+        return max(0.0, length - (trio.current_time() - self._playing_began))
 
     @property
     def hung_up_flag(self) -> bool:
@@ -427,9 +437,9 @@ class FakePlivo:
         return self.format.duration_s(len(item) - n)
 
     async def _clear(self) -> None:
-        dropped = self.queued_s
+        waiting = sum(len(i) for i in self._queue if isinstance(i, bytes))
         self._queue.clear()
-        dropped += self._stop_playing()
+        dropped = self.format.duration_s(waiting) + self._stop_playing()
         self.cleared.append(Cleared(trio.current_time(), dropped))
         await self._send(
             encode_event(ClearedAudio(sequence_number=next(self._seq), stream_id=self.stream_id))

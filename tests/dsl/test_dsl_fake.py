@@ -47,3 +47,31 @@ async def test_speak_returns_when_the_call_ends_mid_speech(
         await caller.speak(voice(5.0))
         assert trio.current_time() - began < 1.0  # the call ended under it
         assert await caller.hung_up() == 1000
+
+
+async def test_queued_audio_counts_the_unplayed_rest_of_the_chunk_playing(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """What Plivo holds is the queue *and* what is left of the chunk it is playing: the
+    lead tests compare this with ``RuntimeConfig.max_lead_s``, so it must not leave the
+    playing chunk out."""
+    fmt = Format.MULAW_8K
+    second = base64.b64encode(b"\xff" * RATE).decode()  # one second of μ-law silence
+    plivo_side, server_side = memory_transport_pair()
+    async with FakePlivo(transport=plivo_side, format=fmt, send_media=False) as caller:
+        await server_side.receive()  # start
+        prefix = play_audio_prefix(caller.stream_id, fmt)
+        await server_side.send(play_audio_message(prefix, second))
+        await trio.testing.wait_all_tasks_blocked()  # the first second is playing
+        await server_side.send(play_audio_message(prefix, second))
+        await trio.testing.wait_all_tasks_blocked()
+        assert caller.queued_s == pytest.approx(2.0)
+        assert caller.max_queued_s == pytest.approx(2.0)
+        mock_clock.jump(0.25)
+        assert caller.queued_s == pytest.approx(1.75)
+        await server_side.send(encode(ClearAudio(stream_id=caller.stream_id)))
+        await trio.testing.wait_all_tasks_blocked()
+        assert caller.cleared[0].dropped_s == pytest.approx(1.75)
+        assert caller.queued_s == 0
+        assert caller.heard_s == pytest.approx(0.25)
+    assert caller.max_queued_s == pytest.approx(2.0)

@@ -104,7 +104,7 @@ async def test_raw_bytes_that_are_not_whole_samples_are_refused(
     assert len(errors) == 1
 
 
-@pytest.mark.parametrize("lead", [2.0, 5.0])
+@pytest.mark.parametrize("lead", [2.0, 3.0, 5.0, 7.5])
 async def test_a_three_minute_streamed_source_never_overflows_the_lead(
     autojump_clock: trio.testing.MockClock, lead: float
 ) -> None:
@@ -126,10 +126,32 @@ async def test_a_three_minute_streamed_source_never_overflows_the_lead(
         await caller.hung_up()
     assert got[0].completed
     assert caller.heard_s == pytest.approx(180.0)
+    # what the fake held: its queue and the rest of the chunk it was playing
     assert caller.max_queued_s <= lead + 1e-9
     assert caller.max_queued_s >= lead - 1.0  # the lead is used, not wasted
     # the source was pulled as playback progressed (backpressure), not all at once
     assert produced[-1] >= 180.0 - lead - 1.0
+
+
+@pytest.mark.parametrize("fmt", list(Format))
+@pytest.mark.parametrize("lead", [2.0, 5.0])
+async def test_a_three_minute_prompt_never_overflows_the_lead(
+    autojump_clock: trio.testing.MockClock, fmt: Format, lead: float
+) -> None:
+    three_minutes = tone(180.0, 350)
+    got: list[Playback] = []
+
+    async def body(call: Call) -> None:
+        got.append(await call.say(three_minutes))
+
+    config = RuntimeConfig(max_lead_s=lead)
+    async with FakePlivo(make_flow(body, fmt), config=config, send_media=False) as caller:
+        await caller.hears(three_minutes)
+        await caller.hung_up()
+    assert got[0] == Playback(True, 180.0, pytest.approx(180.0))
+    chunk_s = 12160 / fmt.bytes_per_second  # the longest playAudio of this format
+    assert caller.max_queued_s <= lead + 1e-9
+    assert caller.max_queued_s > lead - chunk_s  # the lead is used, not wasted
 
 
 async def test_clear_during_a_long_stream_is_fast_and_closes_the_source(
