@@ -273,27 +273,54 @@ async def test_returning_flow_lets_played_audio_finish(
     assert caller.heard_s == pytest.approx(2.0)
 
 
-async def test_listen_decodes_only_while_listening(autojump_clock: trio.testing.MockClock) -> None:
+def count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the runtime's decodes of inbound media (``Call._on_media``'s ``decode``)."""
+    import callflow.runtime._call as call_module
+
+    count = [0]
+    real = call_module.decode
+
+    def counting(data: bytes, fmt: Format) -> np.ndarray:
+        count[0] += 1
+        return real(data, fmt)
+
+    monkeypatch.setattr(call_module, "decode", counting)
+    return count
+
+
+async def test_listen_decodes_only_while_listening(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decodes = count_decodes(monkeypatch)
     voice = beep(1.0, freq_hz=500, rate=8000)
     captured: list[np.ndarray] = []
-    decoded_before = []
+    seen: list[tuple[int, int]] = []  # (frames received, frames decoded)
 
     @flow("/listen", format=Format.MULAW_8K)
     async def listening(call: Call) -> None:
         await trio.sleep(1.0)
-        decoded_before.append(call.frames_received)
+        seen.append((call.frames_received, decodes[0]))
         async with call.listen() as frames:
             async for frame in frames:
                 captured.append(frame)
                 if len(captured) == 60:
                     break
         assert frames.dropped == 0
+        seen.append((call.frames_received, decodes[0]))
+        await trio.sleep(1.0)
+        seen.append((call.frames_received, decodes[0]))
 
     async with FakePlivo(listening) as caller:
         await trio.sleep(1.01)
         await caller.speak(voice)
         await caller.hung_up()
-    assert decoded_before[0] >= 45  # frames arrived and were not decoded: nobody listened
+    (before, none), (during, listened), (after, still) = seen
+    assert before >= 45  # frames arrived ...
+    assert none == 0  # ... and were not decoded: nobody listened
+    assert listened == 60  # each frame the listener took was decoded once
+    assert after - during >= 45
+    assert still == listened  # closing the listener stopped the decoding
+
     audio = np.concatenate(captured)
     assert audio.dtype == np.int16
     assert len(audio) == 60 * 160
@@ -305,6 +332,31 @@ async def test_listen_decodes_only_while_listening(autojump_clock: trio.testing.
         if np.array_equal(audio[i : i + len(expected)], expected)
     ]
     assert len(starts) == 1
+
+
+async def test_speech_barge_in_decodes_only_while_its_prompt_plays(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decodes = count_decodes(monkeypatch)
+    seen: list[int] = []
+
+    @flow("/speech", format=Format.MULAW_8K)
+    async def speech(call: Call) -> None:
+        await call.say(TONE, barge_in=True)  # keys only: no frame needs decoding
+        seen.append(decodes[0])
+        await call.say(TONE, barge_in="speech")  # the VAD reads every frame meanwhile
+        seen.append(decodes[0])
+        await trio.sleep(1.0)
+        seen.append(decodes[0])
+
+    async with FakePlivo(speech) as caller:
+        await caller.hears(TONE)
+        await caller.hears(TONE)
+        await caller.hung_up()
+    keys_only, speech_prompt, after = seen
+    assert keys_only == 0
+    assert 95 <= speech_prompt <= 101  # the 2 s prompt's 20 ms frames
+    assert after == speech_prompt  # the prompt is over: decoding stopped
 
 
 async def test_send_dtmf_and_status_reach_the_flow(autojump_clock: trio.testing.MockClock) -> None:
