@@ -21,10 +21,11 @@ def _masked(value: str, sensitive: bool) -> str:
 class Digits:
     """The caller entered ``value`` (without the ``finish_on_key``). Match it with
     ``case Digits("1"):`` or ``case Digits(value):``. With ``sensitive``, ``repr``/``str``
-    mask the digits so a log line never shows them."""
+    mask the digits so a log line never shows them; ``sensitive`` takes no part in equality
+    or hashing (``Digits("1234", sensitive=True) == Digits("1234")``)."""
 
     value: str
-    sensitive: bool = attrs.field(default=False, kw_only=True)
+    sensitive: bool = attrs.field(default=False, kw_only=True, eq=False)
 
     def __repr__(self) -> str:
         return f"Digits({_masked(self.value, self.sensitive)!r})"
@@ -39,10 +40,10 @@ class NoInput:
 class Invalid:
     """The input broke a rule: a key outside ``valid_digits``, fewer than ``min_digits``, or a
     menu key with no choice. ``value`` is what was entered (masked in ``repr`` when
-    ``sensitive``)."""
+    ``sensitive``, which takes no part in equality)."""
 
     value: str = ""
-    sensitive: bool = attrs.field(default=False, kw_only=True)
+    sensitive: bool = attrs.field(default=False, kw_only=True, eq=False)
 
     def __repr__(self) -> str:
         return f"Invalid({_masked(self.value, self.sensitive)!r})"

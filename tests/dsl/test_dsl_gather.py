@@ -561,3 +561,16 @@ async def test_a_full_type_ahead_buffer_logs_no_key(
     for message in warnings:
         assert "dropped the oldest key" in message
         assert not any(repr(key) in message for key in "864213")
+
+
+def test_sensitive_results_compare_by_their_value() -> None:
+    # ``sensitive`` only masks the repr: a PIN compares, hashes and matches as its digits
+    assert Digits("1234", sensitive=True) == Digits("1234")
+    assert hash(Digits("1234", sensitive=True)) == hash(Digits("1234"))
+    assert Invalid("12", sensitive=True) == Invalid("12")
+    assert Digits("1234", sensitive=True) != Digits("4321", sensitive=True)
+    match Digits("1234", sensitive=True):
+        case Digits("1234"):
+            pass
+        case _:  # pragma: no cover
+            pytest.fail("a sensitive Digits did not match its value")
