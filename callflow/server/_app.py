@@ -503,7 +503,11 @@ class _Server:
                 )
                 return StreamToken(path=path, call_uuid=None, expires_at=0, params={}, signed=False)
             log.warning(
-                "call=- ws 403 %s from %s: stream token rejected: %s", path, conn.client, exc.reason
+                "%s ws 403 %s from %s: stream token rejected: %s",
+                _call(exc.call_uuid),
+                path,
+                conn.client,
+                exc.reason,
             )
             return exc.reason
 

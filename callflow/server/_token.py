@@ -61,11 +61,15 @@ class StreamTokenError(Exception):
     Attributes:
         reason: what is wrong, for logs and the 403 body: ``missing``, ``malformed: …``,
             ``unsigned``, ``bad signature``, ``expired …``, ``wrong path …``.
+        call_uuid: the CallUUID the token was written for, when it can be trusted (the
+            signature checked out, or none is checked in development mode) and the token
+            was refused anyway (``expired``, ``wrong path``); else ``None``.
     """
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, call_uuid: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.call_uuid = call_uuid
 
 
 @attrs.frozen
@@ -168,9 +172,11 @@ def verify_stream_token(
     token_path, call_uuid, expires_at, params = _fields(body)
     current = time.time() if now is None else now
     if expires_at < current:
-        raise StreamTokenError(f"expired {current - expires_at:.0f} s ago")
+        raise StreamTokenError(f"expired {current - expires_at:.0f} s ago", call_uuid=call_uuid)
     if token_path != path:
-        raise StreamTokenError(f"wrong path: token is for {token_path!r}, not {path!r}")
+        raise StreamTokenError(
+            f"wrong path: token is for {token_path!r}, not {path!r}", call_uuid=call_uuid
+        )
     return StreamToken(
         path=token_path,
         call_uuid=call_uuid,

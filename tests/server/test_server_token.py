@@ -38,12 +38,21 @@ def test_expired() -> None:
     with pytest.raises(StreamTokenError, match="expired") as info:
         verify_stream_token(token, path=PATH, auth_token=TOKEN, now=NOW + 301)
     assert info.value.reason.startswith("expired")
+    assert info.value.call_uuid == "c-1"  # signed, so the refusal can name the call
 
 
 def test_wrong_path() -> None:
     token = make_stream_token(PATH, PARAMS, auth_token=TOKEN, now=NOW)
-    with pytest.raises(StreamTokenError, match="wrong path"):
+    with pytest.raises(StreamTokenError, match="wrong path") as info:
         verify_stream_token(token, path="/sales/stream", auth_token=TOKEN, now=NOW)
+    assert info.value.call_uuid == "c-1"
+
+
+def test_a_badly_signed_token_names_no_call() -> None:
+    token = make_stream_token(PATH, PARAMS, auth_token="OTHER", now=NOW)
+    with pytest.raises(StreamTokenError, match="bad signature") as info:
+        verify_stream_token(token, path=PATH, auth_token=TOKEN, now=NOW)
+    assert info.value.call_uuid is None  # a forger's claim is not repeated as the call id
 
 
 def test_tampered_payload_fails_the_signature() -> None:
