@@ -699,7 +699,8 @@ class Call:
             (``"max_length"``, ``"silence"``, ``"key"``, ``"hangup"``), ``key``, ``speech``.
 
         Raises:
-            ValueError: non-positive durations.
+            ValueError: non-positive durations; a ``finish_on_key`` character that is not a
+                DTMF key.
             CallEnded: the call was already over.
         """
         self._raise_if_ended()

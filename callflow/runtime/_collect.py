@@ -181,6 +181,8 @@ async def record(
 ) -> Recording:
     if max_s <= 0 or silence_s <= 0:
         raise ValueError("max_s and silence_s are positive seconds")
+    if set(finish_on_key) - set(DTMF_KEYS):
+        raise ValueError(f"finish_on_key must be DTMF keys or '', not {finish_on_key!r}")
     settings = vad or VadSettings()
     rate = call.info.format.sample_rate
     frames: list[np.ndarray[Any, np.dtype[np.int16]]] = []
@@ -199,7 +201,10 @@ async def record(
         call._key_watchers.append(on_key)  # from before the beep: a key then ends it too
         try:
             if play_beep:
-                await call.say(beep(0.25, freq_hz=1000, rate=rate))
+                try:
+                    await call.say(beep(0.25, freq_hz=1000, rate=rate))
+                except CallEnded:  # a hangup during the beep: an empty message, not an error
+                    reason = "hangup"
             async with call.listen(max_frames=max(50, math.ceil(max_s / 0.02) + 50)) as inbound:
                 with trio.move_on_after(max_s):
                     while True:

@@ -280,20 +280,46 @@ async def test_recording_save_round_trips(
     assert rec.duration_s == pytest.approx(1.3, abs=0.05)
 
 
-@pytest.mark.parametrize("kwargs", [{"max_s": 0}, {"silence_s": -1}])
-async def test_record_refuses_non_positive_durations(
-    autojump_clock: trio.testing.MockClock, kwargs: dict[str, float]
+async def test_a_hangup_during_the_beep_ends_the_recording_not_the_method(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def script(caller: FakePlivo) -> None:
+        await trio.sleep(0.1)  # the beep is playing
+        await caller.hang_up()
+
+    async def after(call: Call) -> object:
+        return call.ended
+
+    rec, caller, extra = await recording(script, after=after)
+    assert rec.reason == "hangup"
+    assert rec.duration_s == 0
+    assert not rec.speech
+    assert extra == [True]
+    assert caller.heard_s == pytest.approx(0.1, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"max_s": 0}, "positive seconds"),
+        ({"silence_s": -1}, "positive seconds"),
+        ({"finish_on_key": "#x"}, "finish_on_key"),
+    ],
+)
+async def test_record_refuses_arguments_it_cannot_honour(
+    autojump_clock: trio.testing.MockClock, kwargs: dict[str, object], match: str
 ) -> None:
     errors: list[BaseException] = []
 
     async def body(call: Call) -> None:
-        with pytest.raises(ValueError, match="positive seconds") as info:
+        with pytest.raises(ValueError, match=match) as info:
             await call.record(**kwargs)  # type: ignore[arg-type]
         errors.append(info.value)
 
     async with FakePlivo(make_flow(body)) as caller:
         await caller.hung_up()
     assert len(errors) == 1
+    assert caller.heard_s == 0  # refused before the beep
 
 
 # -- wait_speech -------------------------------------------------------------------------------
