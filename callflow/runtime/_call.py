@@ -774,16 +774,26 @@ class Call:
             await self._transport.aclose(1000, "call transferred")
 
     async def _rest_hangup(self) -> None:
-        """REST hangup when credentials exist and the call is still ours to end."""
-        if self._rest is None or self._transferred or self.ended_by_plivo or self._rest_done:
+        """REST hangup when credentials exist and the call is still ours to end. Shielded, and
+        bounded as a whole by the client's ``timeout_s`` (httpx's own timeouts are per read,
+        so an API answering a byte at a time would never trip them); a failure or the bound
+        running out is logged, never raised."""
+        rest = self._rest
+        if rest is None or self._transferred or self.ended_by_plivo or self._rest_done:
             return
         self._rest_done = True
-        with trio.CancelScope(shield=True), trio.move_on_after(10):
+        with trio.CancelScope(shield=True), trio.move_on_after(rest.timeout_s) as bound:
             try:
-                gone = not await self._rest.hangup(self.call_id)
+                gone = not await rest.hangup(self.call_id)
                 log.info("call=%s REST hangup%s", self.call_id, " (already gone)" if gone else "")
             except RestError as exc:
                 log.error("call=%s REST hangup failed: %s", self.call_id, exc)
+        if bound.cancelled_caught:
+            log.error(
+                "call=%s REST hangup failed: no answer from Plivo within %.1f s",
+                self.call_id,
+                rest.timeout_s,
+            )
 
     def _take_key(self, digit: str) -> None:
         """Consume the oldest pending ``digit`` (a key that ended a recording)."""

@@ -40,7 +40,8 @@ class PlivoRest:
         auth_id: the Plivo Auth ID (``PLIVO_AUTH_ID``).
         auth_token: the Plivo Auth Token (``PLIVO_AUTH_TOKEN``).
         api_url: the API root, ``https://api.plivo.com/v1`` unless testing.
-        timeout_s: per-request timeout in seconds.
+        timeout_s: per-request timeout in seconds: httpx's connect, read and write timeouts,
+            and the bound callflow puts on the REST hangup that ends a call as a whole.
     """
 
     def __init__(
@@ -54,7 +55,7 @@ class PlivoRest:
         self.auth_id = auth_id
         self._auth = (auth_id, auth_token)
         self._base = f"{api_url.rstrip('/')}/Account/{auth_id}/"
-        self._timeout = timeout_s
+        self.timeout_s = timeout_s
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> PlivoRest | None:
@@ -70,7 +71,7 @@ class PlivoRest:
         self, method: str, path: str, data: Mapping[str, str] | None = None
     ) -> httpx.Response:
         try:
-            async with httpx.AsyncClient(auth=self._auth, timeout=self._timeout) as client:
+            async with httpx.AsyncClient(auth=self._auth, timeout=self.timeout_s) as client:
                 return await client.request(method, self._base + path, json=data)
         except httpx.HTTPError as exc:
             raise RestError(f"{method} {path}: {exc}") from exc

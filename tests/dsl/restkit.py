@@ -1,5 +1,6 @@
 """A stand-in for Plivo's REST API on 127.0.0.1: it records every request and answers 204 to
-DELETE and 202 to POST (or whatever a test sets in ``status``). trio + h11, one request per
+DELETE and 202 to POST (or whatever a test sets in ``status``, with a JSON ``body``), or
+answers so slowly that it never finishes (``stalled``). trio + h11, one request per
 connection."""
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ class RestRecorder:
         self.requests: list[Request] = []
         self.status = {"DELETE": 204, "POST": 202}
         """The answer's status code, by method."""
+        self.body: dict[str, object] = {}
+        """A JSON body to answer with, by method (none when absent)."""
+        self.stalled = False
+        """Answer one byte every 0.1 s and never finish: a hung API that no per-read timeout
+        catches."""
 
     @property
     def api_url(self) -> str:
@@ -66,11 +72,33 @@ class RestRecorder:
                             body,
                         )
                     )
+                    if self.stalled:
+                        await self._stall(stream)
+                        return
                     status = self.status.get(method, 405)
-                    headers = [("content-length", "0"), ("connection", "close")]
+                    payload = b""
+                    if method in self.body:
+                        payload = json.dumps(self.body[method]).encode()
+                    headers = [
+                        ("content-type", "application/json"),
+                        ("content-length", str(len(payload))),
+                        ("connection", "close"),
+                    ]
                     response = h11.Response(status_code=status, headers=headers)
                     await stream.send_all(connection.send(response) or b"")
+                    if payload:
+                        await stream.send_all(connection.send(h11.Data(data=payload)) or b"")
                     await stream.send_all(connection.send(h11.EndOfMessage()) or b"")
                     return
                 else:  # ConnectionClosed, PAUSED
                     return
+
+    async def _stall(self, stream: trio.SocketStream) -> None:
+        """A response that never ends, a byte at a time, until the client gives up."""
+        try:
+            await stream.send_all(b"HTTP/1.1 200 OK\r\nx-stalled: ")
+            while True:
+                await trio.sleep(0.1)
+                await stream.send_all(b"z")
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return
