@@ -51,7 +51,31 @@ async def hangs_up(call: Call) -> None:
         await call.say(SHORT)
 
 
-FLOWS = [returns, raises, cancels_its_prompt, hangs_up]
+async def returns_mid_prompt(call: Call) -> None:
+    await call.play(LONGER)  # queued, not waited for: the call ends once it has played
+
+
+async def raises_mid_prompt(call: Call) -> None:
+    async with trio.open_nursery() as nursery:
+
+        async def breaks() -> None:
+            await trio.sleep(0.3)
+            raise RuntimeError("the flow broke mid-prompt")
+
+        nursery.start_soon(breaks)
+        await call.say(LONGER)  # cancelled by the error beside it
+
+
+FLOWS = [
+    returns,
+    raises,
+    cancels_its_prompt,
+    hangs_up,
+    returns_mid_prompt,
+    raises_mid_prompt,
+]
+CUT_MID_PROMPT = (cancels_its_prompt, raises_mid_prompt)
+"""Flows that end while a prompt plays: callflow clears it before the call ends."""
 
 
 # -- with credentials: REST hangup -------------------------------------------------------------
@@ -72,9 +96,12 @@ async def test_every_end_the_flow_causes_is_a_rest_hangup(
     assert len(plivo_api.requests) == 1
     auth = plivo_api.requests[0].headers["authorization"]
     assert auth == "Basic " + base64.b64encode(b"MAID:token").decode()
-    if body is cancels_its_prompt:
+    if body in CUT_MID_PROMPT:
         assert len(caller.cleared) == 1  # the prompt was cleared before the call ended
         assert 0.2 <= caller.heard_s < 1.0  # real clock; exact in the virtual-time test below
+    if body is returns_mid_prompt:
+        assert not caller.cleared
+        assert caller.heard_s == pytest.approx(LONGER.duration_s)  # played out, then ended
 
 
 async def test_cancelling_the_whole_call_is_a_rest_hangup(plivo_api: RestRecorder) -> None:
@@ -265,8 +292,17 @@ async def test_without_credentials_every_end_closes_the_stream(
 ) -> None:
     async with FakePlivo(make_flow(body)) as caller:  # type: ignore[arg-type]
         assert await caller.hung_up() == 1000
+        ended = trio.current_time()
     assert caller.close_code == 1000
     assert caller.queued_s == 0
+    if body in CUT_MID_PROMPT:
+        assert [c.time for c in caller.cleared] == [pytest.approx(0.3)]
+        assert caller.heard_s == pytest.approx(0.3, abs=1e-3)
+        assert ended == pytest.approx(0.3)  # ended at once, after the clear
+    if body is returns_mid_prompt:
+        assert not caller.cleared
+        assert caller.heard_s == pytest.approx(LONGER.duration_s)
+        assert ended == pytest.approx(LONGER.duration_s)
 
 
 async def test_without_credentials_a_cancelled_call_closes_the_stream(
