@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 import trio
 
-from callflow.audio import Audio, chunk_payloads, decode
+from callflow.audio import Audio, chunk_bytes, chunk_payloads, decode
 from callflow.protocol import (
     Checkpoint,
     ClearAudio,
@@ -63,6 +63,19 @@ An async iterable is read as its chunks arrive, and its iterator is closed (``ac
 the ``say``/``play`` ends, finished or stopped early."""
 
 
+MIN_LEAD_S = max(chunk_bytes(fmt) / fmt.bytes_per_second for fmt in Format)
+"""The shortest ``RuntimeConfig.max_lead_s``: the longest ``playAudio`` chunk of any format,
+1.52 s of μ-law (``callflow.audio.chunk_bytes``). A chunk is never split, so a smaller lead
+could not be kept."""
+
+
+def _lead(_: object, __: object, value: float) -> None:
+    if not value >= MIN_LEAD_S:
+        raise ValueError(
+            f"max_lead_s must be at least {MIN_LEAD_S:.2f} s (one playAudio chunk), not {value}"
+        )
+
+
 @attrs.frozen(kw_only=True)
 class RuntimeConfig:
     """Per-call runtime limits. All durations are seconds.
@@ -71,7 +84,8 @@ class RuntimeConfig:
         start_timeout_s: how long to wait for Plivo's ``start`` event after the socket opens.
         max_lead_s: the most audio callflow keeps queued at Plivo beyond what checkpoint acks
             confirm played (Plivo's queue holds about 60 s, PROTOCOL.md §3). Bounds how long a
-            ``clear`` has to drop and how far ``heard_s`` can lag.
+            ``clear`` has to drop and how far ``heard_s`` can lag. At least
+            :data:`MIN_LEAD_S` (1.52 s, one chunk).
         mark_interval_s: a checkpoint is sent whenever this much audio has been sent without
             one, so acks keep flowing for long or streamed prompts.
         clear_timeout_s: how long ``clear`` waits for ``clearedAudio`` before assuming it.
@@ -81,10 +95,13 @@ class RuntimeConfig:
             normally waits for its queued audio to play before the stream is closed.
         dtmf_buffer: type-ahead keys kept; beyond it the oldest is dropped and logged.
         write_timeout_s: how long one send to Plivo may take before the call is given up.
+
+    Raises:
+        ValueError: ``max_lead_s`` below :data:`MIN_LEAD_S`.
     """
 
     start_timeout_s: float = 10.0
-    max_lead_s: float = 5.0
+    max_lead_s: float = attrs.field(default=5.0, validator=_lead)
     mark_interval_s: float = 0.5
     clear_timeout_s: float = 2.0
     hangup_grace_s: float = 2.0

@@ -209,3 +209,14 @@ async def test_barge_in_on_a_streamed_prompt(autojump_clock: trio.testing.MockCl
     assert key == "8"
     assert closed == ["closed"]
     assert abs(playback.heard_s - caller.heard_s) <= 1 / RATE + 1e-9
+
+
+@pytest.mark.parametrize("lead", [0.0, 0.5, 1.5])
+def test_a_lead_shorter_than_one_chunk_is_refused(lead: float) -> None:
+    # one μ-law playAudio chunk is 1.52 s: a smaller lead could not be kept
+    with pytest.raises(ValueError, match="max_lead_s"):
+        RuntimeConfig(max_lead_s=lead)
+
+
+def test_the_shortest_lead_is_one_chunk_of_any_format() -> None:
+    assert RuntimeConfig(max_lead_s=1.52).max_lead_s == 1.52
