@@ -20,7 +20,7 @@ from dslkit import (
     tone,
 )
 
-from callflow import Call, Digits, Invalid, NoInput, RuntimeConfig
+from callflow import Call, CallEnded, Digits, Invalid, NoInput, RuntimeConfig
 from callflow.protocol import ClearAudio
 from callflow.runtime import GatherResult
 from callflow.testing import FakePlivo
@@ -496,13 +496,78 @@ async def test_keys_pressed_during_prompts_are_never_lost(
     assert got == [Digits("12"), Digits("34"), Digits("56"), Digits("78")]
 
 
+# -- hangup --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("keys", "at"), [("", 0.5), ("", 3.0), ("12", 1.5)])
+async def test_a_hangup_during_gather_raises_call_ended(
+    autojump_clock: trio.testing.MockClock, keys: str, at: float
+) -> None:
+    """While the prompt plays (0.5 s), while waiting for the first key (3.0 s), or between
+    keys: the flow's gather raises ``CallEnded`` at once."""
+    got: list[object] = []
+
+    async def body(call: Call) -> None:
+        try:
+            await call.gather(PROMPT)
+        except CallEnded as exc:
+            got.append((exc.reason, trio.current_time()))
+            raise
+
+    async with FakePlivo(make_flow(body)) as caller:
+        if keys:
+            await caller.hears(PROMPT)
+            await caller.press(keys)
+        await trio.sleep_until(at)
+        await caller.hang_up()
+        await caller.hung_up()
+    assert got == [("stream closed by Plivo (code 1000)", pytest.approx(at))]
+
+
+async def test_keys_that_arrived_before_the_hangup_still_count(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    got: list[object] = []
+
+    async def body(call: Call) -> None:
+        got.append(await call.gather(PROMPT))
+        got.append(call.ended)
+
+    async with FakePlivo(make_flow(body)) as caller:
+        await caller.hears(PROMPT)
+        await caller.press("42#", gap=0.0)
+        await caller.hang_up()  # in the same instant: before gather has taken a key
+        await caller.hung_up()
+    assert got == [Digits("42"), True]
+
+
+async def test_a_hangup_during_menu_raises_call_ended(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    got: list[str] = []
+
+    async def body(call: Call) -> None:
+        try:
+            await call.menu(PROMPT, {"1": "one"}, no_input=NO_INPUT)
+        except CallEnded:
+            got.append("ended")
+            raise
+
+    async with FakePlivo(make_flow(body)) as caller:
+        await caller.hears(PROMPT)
+        await caller.hears(NO_INPUT)
+        await caller.hang_up()
+        await caller.hung_up()
+    assert got == ["ended"]
+
+
 # -- sensitive ---------------------------------------------------------------------------------
 
 PIN = "97531"
 
 
 async def sensitive_call(caplog: pytest.LogCaptureFixture, *, sensitive: bool) -> list[object]:
-    caplog.set_level(logging.DEBUG, logger="callflow")
+    caplog.set_level(logging.DEBUG)  # every logger, every level
     got: list[object] = []
 
     async def body(call: Call) -> None:
@@ -528,8 +593,11 @@ async def test_sensitive_keeps_the_digits_out_of_every_log_record(
     attempts = [r.getMessage() for r in caplog.records if "gather attempt" in r.getMessage()]
     assert len(attempts) == 2  # logging was on, and masked
     assert "Invalid('*****')" in attempts[0]
+    assert {r.name for r in caplog.records} >= {"callflow.call"}
     for record in caplog.records:
         assert PIN not in record.getMessage()
+        assert PIN not in repr(record.args)
+        assert PIN not in (record.exc_text or "")
 
 
 async def test_without_sensitive_the_digits_are_logged(
