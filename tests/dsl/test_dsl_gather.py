@@ -237,6 +237,54 @@ async def test_custom_valid_digits(autojump_clock: trio.testing.MockClock) -> No
 
 
 @pytest.mark.parametrize(
+    ("finish_on_key", "keys", "expected"),
+    [
+        ("#", "12#", Digits("12")),  # the finish key ends the input though not a valid digit
+        ("", "12#", Invalid("12#")),  # no finish key: "#" is just a key, and not a valid one
+        ("*", "1*", Digits("1")),
+        ("*", "1#", Invalid("1#")),
+    ],
+)
+async def test_valid_digits_without_hash(
+    autojump_clock: trio.testing.MockClock,
+    finish_on_key: str,
+    keys: str,
+    expected: GatherResult,
+) -> None:
+    outcomes: list[Outcome] = []
+
+    async def script(caller: FakePlivo) -> None:
+        await caller.press(keys)
+
+    await run(outcomes, script, valid_digits="0123456789", finish_on_key=finish_on_key)
+    assert outcomes == [(expected, pytest.approx(0.1 * (len(keys) - 1)))]
+
+
+@pytest.mark.parametrize(
+    ("keys", "expected"), [("", "none"), ("7", "invalid 7"), ("12#", "digits 12")]
+)
+async def test_results_pattern_match(
+    autojump_clock: trio.testing.MockClock, keys: str, expected: str
+) -> None:
+    got: list[str] = []
+
+    async def body(call: Call) -> None:
+        match await call.gather(PROMPT, valid_digits="123456#", sensitive=True):
+            case Digits(value):
+                got.append(f"digits {value}")
+            case Invalid(value):
+                got.append(f"invalid {value}")
+            case NoInput():
+                got.append("none")
+
+    async with FakePlivo(make_flow(body)) as caller:
+        await caller.hears(PROMPT)
+        await caller.press(keys)
+        await caller.hung_up()
+    assert got == [expected]
+
+
+@pytest.mark.parametrize(
     ("kwargs", "match"),
     [
         ({"retries": 0}, "retries counts attempts"),
