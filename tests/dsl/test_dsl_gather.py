@@ -189,6 +189,18 @@ async def test_fewer_than_min_digits_is_invalid(autojump_clock: trio.testing.Moc
     assert outcomes == [(Invalid("12"), pytest.approx(0.2))]
 
 
+async def test_the_digit_timeout_with_too_few_digits_is_invalid(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    outcomes: list[Outcome] = []
+
+    async def script(caller: FakePlivo) -> None:
+        await caller.press("12")  # then nothing: the 2 s digit timeout ends the input
+
+    await run(outcomes, script, min_digits=3)
+    assert outcomes == [(Invalid("12"), pytest.approx(0.1 + 2.0))]
+
+
 async def test_min_digits_reached_is_digits(autojump_clock: trio.testing.MockClock) -> None:
     outcomes: list[Outcome] = []
 

@@ -220,3 +220,30 @@ def test_a_lead_shorter_than_one_chunk_is_refused(lead: float) -> None:
 
 def test_the_shortest_lead_is_one_chunk_of_any_format() -> None:
     assert RuntimeConfig(max_lead_s=1.52).max_lead_s == 1.52
+
+
+async def test_an_empty_source_is_heard_at_once_and_sends_nothing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def nothing() -> AsyncIterator[Audio]:
+        return
+        yield  # an async generator that yields nothing
+
+    got: list[Playback] = []
+
+    async def body(call: Call) -> None:
+        await call.say(PIECES[0])
+        began = len(caller.received)  # ``caller`` is bound below, before the flow gets here
+        for source in (b"", Audio.silence(0.0, RATE), nothing()):
+            got.append(await call.say(source, barge_in=True))
+        got.append(await call.say(nothing()))
+        assert caller.received[began:] == []
+        await call.say(PIECES[1])
+
+    async with FakePlivo(make_flow(body), send_media=False) as caller:
+        await caller.hears(PIECES[0])
+        await caller.hears(PIECES[1])
+        await caller.hung_up()
+    assert got == [Playback(True, 0.0, 0.0)] * 4
+    assert not caller.cleared
+
