@@ -246,4 +246,3 @@ async def test_an_empty_source_is_heard_at_once_and_sends_nothing(
         await caller.hung_up()
     assert got == [Playback(True, 0.0, 0.0)] * 4
     assert not caller.cleared
-
