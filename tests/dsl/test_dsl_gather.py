@@ -179,6 +179,23 @@ async def test_max_digits_stops_at_n_and_leaves_the_rest_pending(
     assert got == [Digits("123"), pytest.approx(0.2), "45"]
 
 
+async def test_max_digits_defaults_to_99(autojump_clock: trio.testing.MockClock) -> None:
+    got: list[object] = []
+    keys = "1234567890" * 10  # 100 keys
+
+    async def body(call: Call) -> None:
+        began = trio.current_time()
+        got.append(await call.gather())
+        got.append(trio.current_time() - began)
+        await trio.sleep(1.0)
+        got.append(call.pending_dtmf())
+
+    async with FakePlivo(make_flow(body)) as caller:
+        await caller.press(keys, gap=0.05)
+        await caller.hung_up()
+    assert got == [Digits(keys[:99]), pytest.approx(98 * 0.05), keys[99:]]
+
+
 async def test_fewer_than_min_digits_is_invalid(autojump_clock: trio.testing.MockClock) -> None:
     outcomes: list[Outcome] = []
 
