@@ -623,8 +623,9 @@ class Call:
             timeout: seconds for the first key after the prompt (Plivo default 5).
             digit_timeout: seconds between keys (Plivo ``digitTimeout``, default 2).
             finish_on_key: Plivo ``finishOnKey``, default ``#``.
-            valid_digits: Plivo ``validDigits``, default ``1234567890*#``; another key gives
-                ``Invalid``.
+            valid_digits: Plivo ``validDigits``, default ``1234567890*#``; an input holding
+                another key is ``Invalid``, judged once the input has ended (finish key,
+                ``max_digits`` or a timeout), as Plivo does.
             retries: Plivo ``retries``: how many attempts in all (at least 1, default 1).
             no_input / invalid: played before the next attempt after ``NoInput`` /
                 ``Invalid``; a list escalates per attempt.

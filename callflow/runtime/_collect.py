@@ -103,7 +103,12 @@ async def gather(
 async def _gather_once(call: Call, prompt: Any, rules: DigitRules) -> GatherResult:
     if prompt is not None and not (rules.barge_in and call.pending_dtmf()):
         await call.say(prompt, barge_in=rules.barge_in)  # type-ahead keys skip a barge-in prompt
+    # As Plivo's GetDigits (FreeSWITCH play_and_get_digits): the input ends at the finish key,
+    # at max_digits keys or when a wait runs out, and only then is it checked as a whole. A key
+    # outside valid_digits spoils the input but does not end it, so the keys typed after it
+    # belong to the rejected input and never become the next attempt's answer.
     digits = ""
+    spoiled = False
     finished = False
     wait = rules.timeout
     while len(digits) < rules.max_digits:
@@ -115,13 +120,12 @@ async def _gather_once(call: Call, prompt: Any, rules: DigitRules) -> GatherResu
         if rules.finish_on_key and key == rules.finish_on_key:
             finished = True
             break
-        if key not in rules.valid_digits:
-            return Invalid(digits + key, sensitive=rules.sensitive)
+        spoiled = spoiled or key not in rules.valid_digits
         digits += key
         wait = rules.digit_timeout
     if not digits and not finished:
         return NoInput()
-    if len(digits) < rules.min_digits:
+    if spoiled or len(digits) < rules.min_digits:
         return Invalid(digits, sensitive=rules.sensitive)
     return Digits(digits, sensitive=rules.sensitive)
 

@@ -228,19 +228,30 @@ async def test_min_digits_reached_is_digits(autojump_clock: trio.testing.MockClo
     assert outcomes == [(Digits("1234"), pytest.approx(0.4))]
 
 
-@pytest.mark.parametrize(("keys", "expected"), [("1A", "1A"), ("D", "D"), ("12B3", "12B")])
+@pytest.mark.parametrize(
+    ("keys", "expected", "ends"),
+    [
+        ("1A", "1A", "digit timeout"),
+        ("D", "D", "digit timeout"),
+        ("12B3", "12B3", "digit timeout"),
+        ("A2#", "A2", "finish key"),
+        ("12B3", "12B", "max digits"),
+    ],
+)
 async def test_default_valid_digits_refuse_letters(
-    autojump_clock: trio.testing.MockClock, keys: str, expected: str
+    autojump_clock: trio.testing.MockClock, keys: str, expected: str, ends: str
 ) -> None:
     outcomes: list[Outcome] = []
 
     async def script(caller: FakePlivo) -> None:
         await caller.press(keys)
 
-    await run(outcomes, script)
+    await run(outcomes, script, max_digits=3 if ends == "max digits" else 99)
     result, elapsed = outcomes[0]
     assert result == Invalid(expected)
-    assert elapsed == pytest.approx(0.1 * (len(expected) - 1))  # at once, on the bad key
+    # a bad key spoils the input without ending it: it ends as any input does
+    last_key = 0.1 * (len(expected) - (ends != "finish key"))
+    assert elapsed == pytest.approx(last_key + (2.0 if ends == "digit timeout" else 0.0))
 
 
 async def test_default_valid_digits_take_star_and_hash(
@@ -262,7 +273,7 @@ async def test_custom_valid_digits(autojump_clock: trio.testing.MockClock) -> No
         await caller.press("123")
 
     await run(outcomes, script, valid_digits="12")
-    assert outcomes == [(Invalid("123"), pytest.approx(0.2))]
+    assert outcomes == [(Invalid("123"), pytest.approx(0.2 + 2.0))]  # at the digit timeout
 
 
 @pytest.mark.parametrize(
@@ -286,7 +297,9 @@ async def test_valid_digits_without_hash(
         await caller.press(keys)
 
     await run(outcomes, script, valid_digits="0123456789", finish_on_key=finish_on_key)
-    assert outcomes == [(expected, pytest.approx(0.1 * (len(keys) - 1)))]
+    finished = keys[-1] == finish_on_key  # else the digit timeout ends the input
+    elapsed = 0.1 * (len(keys) - 1) + (0.0 if finished else 2.0)
+    assert outcomes == [(expected, pytest.approx(elapsed))]
 
 
 @pytest.mark.parametrize(
@@ -719,3 +732,26 @@ def test_sensitive_results_compare_by_their_value() -> None:
             pass
         case _:  # pragma: no cover
             pytest.fail("a sensitive Digits did not match its value")
+
+
+async def test_an_invalid_input_is_consumed_whole_before_the_reprompt(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Plivo's GetDigits validates the whole input once it has ended (finish key, numDigits or
+    digit timeout): keys typed after a bad one belong to the rejected input. They must not
+    become the next attempt's answer behind the caller's back."""
+    got: list[object] = []
+
+    async def body(call: Call) -> None:
+        await call.say(WELCOME)  # no barge-in: the caller types ahead
+        got.append(await call.gather(PROMPT, retries=2, invalid=INVALID))
+
+    async with FakePlivo(make_flow(body)) as caller:
+        await trio.sleep(0.5)
+        await caller.press("9A12#")  # a slip of the finger, then the rest of the number
+        await caller.hears(WELCOME)
+        await caller.hears(INVALID)  # the whole "9A12" was refused ...
+        await caller.hears(PROMPT)  # ... and the caller is asked again
+        await caller.press("34#")
+        await caller.hung_up()
+    assert got == [Digits("34")]
