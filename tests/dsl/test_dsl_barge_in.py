@@ -3,6 +3,9 @@ scope. Virtual time: barge-in latency is measured exactly."""
 
 from __future__ import annotations
 
+import functools
+import json
+
 import pytest
 import trio
 import trio.testing
@@ -10,7 +13,12 @@ from dslkit import CHUNK_S, LONG, PROMPT, RATE, make_flow, tone, voice
 
 from callflow import BargeIn, Call, Format, Playback, RuntimeConfig, VadSettings
 from callflow.protocol import ClearAudio, PlayAudio
-from callflow.runtime import memory_transport_pair, run_call
+from callflow.runtime import (
+    MemoryTransport,
+    TransportClosed,
+    memory_transport_pair,
+    run_call,
+)
 from callflow.testing import FakePlivo
 
 # -- by key ------------------------------------------------------------------------------------
@@ -258,3 +266,54 @@ async def test_cancelling_the_whole_call_mid_prompt_ends_it_at_once(
     assert finished == [pytest.approx(2.0)]
     # the stream closed at once, and with it playback: nothing was heard after
     assert caller.heard_s == pytest.approx(2.0, abs=1e-3)
+
+
+async def test_a_barge_in_waits_for_cleared_audio_only_so_long(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Plivo never answers the barge-in's ``clearAudio``: ``say`` still returns, after
+    ``RuntimeConfig.clear_timeout_s``, and the key is still there for the flow."""
+    got: list[object] = []
+
+    async def body(call: Call) -> None:
+        got.append(await call.say(LONG, barge_in=True))
+        got.append(trio.current_time())
+        got.append(await call.wait_dtmf())
+
+    plivo, server = memory_transport_pair()
+    start = {
+        "event": "start",
+        "start": {
+            "callId": "c",
+            "streamId": "s",
+            "accountId": "a",
+            "tracks": ["inbound"],
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000},
+        },
+    }
+    await plivo.send(json.dumps(start))
+    config = RuntimeConfig(clear_timeout_s=1.5)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(functools.partial(run_call, make_flow(body), server, config=config))
+        await trio.sleep(1.0)
+        dtmf = {"event": "dtmf", "streamId": "s", "dtmf": {"digit": "4", "track": "inbound"}}
+        await plivo.send(json.dumps(dtmf))
+        while json.loads(await plivo.receive())["event"] != "clearAudio":
+            pass  # the prompt's playAudio and checkpoints; none is ever acked
+        assert trio.current_time() == 1.0  # the clear left as the key came in
+        with trio.fail_after(5):
+            await drain_until_closed(plivo)  # the flow returns; callflow closes the stream
+    playback, returned, key = got
+    assert isinstance(playback, Playback)
+    assert (playback.completed, playback.interrupted_by) == (False, "4")
+    assert returned == pytest.approx(1.0 + 1.5)
+    assert key == "4"
+
+
+async def drain_until_closed(plivo: MemoryTransport) -> None:
+    """Read (and drop) what callflow sends until it closes the stream."""
+    try:
+        while True:
+            await plivo.receive()
+    except TransportClosed:
+        return
