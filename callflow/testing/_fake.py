@@ -263,7 +263,14 @@ class FakePlivo:
     async def speak(self, audio: Audio) -> None:
         """Send ``audio`` as the caller's voice (inbound media, 20 ms frames, in real time);
         returns once it has all been sent, or when the call ends first (the rest is never
-        sent). Needs ``send_media=True``."""
+        sent).
+
+        Raises:
+            RuntimeError: the fake was made with ``send_media=False``, so no frame would ever
+                carry the speech.
+        """
+        if not self.send_media:
+            raise RuntimeError("speak() needs FakePlivo(send_media=True): no media is sent")
         raw = audio.encoded(self.format)
         frame = int(self.format.bytes_per_second * FRAME_S)
         done = trio.Event()

@@ -75,3 +75,15 @@ async def test_queued_audio_counts_the_unplayed_rest_of_the_chunk_playing(
         assert caller.queued_s == 0
         assert caller.heard_s == pytest.approx(0.25)
     assert caller.max_queued_s == pytest.approx(2.0)
+
+
+async def test_speak_without_media_is_refused_rather_than_hanging(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def body(call: Call) -> None:
+        await call.wait_speech()
+
+    async with FakePlivo(make_flow(body), send_media=False) as caller:
+        with pytest.raises(RuntimeError, match="send_media=True"):
+            await caller.speak(voice(0.5))
+        await caller.hang_up()
