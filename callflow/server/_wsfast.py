@@ -8,7 +8,7 @@ frame that arrived in that read, and hands the messages out one by one from a lo
 progress joins the next ``send_all``, and the control frames a read produces (pongs, the
 close reply) go out in one ``send_all`` per read.
 
-Frames are read on a fast path while the connection is open: the frames Plivo sends (whole,
+Frames are read on a fast path until the connection starts closing: the frames Plivo sends (whole,
 masked text frames under 64 KiB, and pings and pongs) are cut out of the read buffer here and
 unmasked with websockets' C ``apply_mask`` (a media message costs about 1 µs instead of the
 generator-based parser's 6 µs; see docs/performance.md). At the first frame of any other
@@ -224,11 +224,13 @@ class FastWebSocketTransport:
                 the close have been returned.
         """
         messages = self._messages
-        while not messages:
+        if messages:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            return messages.popleft()
+        while not messages:  # a read is a checkpoint of its own
             if self._closed is not None:
                 raise TransportClosed(self._closed.code, self._closed.reason)
             await self._read_once()
-        await trio.lowlevel.checkpoint_if_cancelled()
         return messages.popleft()
 
     async def send(self, message: str) -> None:
@@ -250,6 +252,8 @@ class FastWebSocketTransport:
         proto = self._proto
         if self._stream_closed:
             return
+        if self._fast:  # the closing handshake is the protocol's
+            self._leave_fast_path(b"")
         if proto.state is _OPEN:
             try:
                 proto.send_close(code, reason)
@@ -283,10 +287,9 @@ class FastWebSocketTransport:
             if self._fast:
                 self._leave_fast_path(b"")
             proto.receive_eof()
-        elif self._fast and proto.state is _OPEN:
-            self._receive_fast(data)
         elif self._fast:
-            self._leave_fast_path(data)
+            if self._receive_fast(data):
+                return  # text frames (and pongs) only: nothing to answer, nothing closed
         else:
             proto.receive_data(data)
         for frame in proto.events_received():
@@ -344,7 +347,7 @@ class FastWebSocketTransport:
             data = data[sent:]
         await self._stream.send_all(data)
 
-    def _receive_fast(self, data: bytes) -> None:
+    def _receive_fast(self, data: bytes) -> bool:
         """Cut the whole text, ping and pong frames out of ``data`` (module doc: fast path).
 
         RFC 6455 §5.2: byte 0 is FIN, three reserved bits and the opcode; byte 1 the MASK bit
@@ -353,6 +356,9 @@ class FastWebSocketTransport:
 
         The start of a frame that has not fully arrived waits in ``_partial``, a bytearray
         grown in place, so a frame that trickles in a byte per read costs linear time.
+
+        Returns True when the read held only text frames and pongs (no reply to write, still
+        on the fast path); False after a ping, a failure or the hand-over.
         """
         partial = self._partial
         buf: bytes | bytearray
@@ -365,6 +371,7 @@ class FastWebSocketTransport:
         pos = 0
         messages = self._messages
         handover = False  # stopped at a frame the fast path does not take
+        quiet = True
         while end - pos >= 6:
             b0 = buf[pos]
             b1 = buf[pos + 1]
@@ -398,17 +405,20 @@ class FastWebSocketTransport:
                     self._fast = False  # the protocol discards everything after a failure
                     partial.clear()
                     self._fail(1007, f"{exc.reason} at position {exc.start}")
-                    return
+                    return False
             elif b0 == 0x89:
                 self._proto.send_pong(payload)
+                quiet = False
         if handover:
             rest = bytes(buf[pos:])
             partial.clear()
             self._leave_fast_path(rest)
-        elif buf is partial:
+            return False
+        if buf is partial:
             del partial[:pos]
         else:
             partial += buf[pos:]
+        return quiet
 
     def _leave_fast_path(self, rest: bytes) -> None:
         """Hand the byte stream, from a frame boundary on, to the sans-IO protocol for good."""
