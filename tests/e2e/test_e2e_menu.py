@@ -1,41 +1,23 @@
-"""End to end, for real: `serve_flows` on 127.0.0.1 (port 0) hosting the bundled flows/, a
-signed answer webhook over HTTP, and a real WebSocket client speaking Plivo's messages."""
+"""End to end, for real: `serve_flows` on 127.0.0.1 (port 0) hosting the bundled flows/, called
+by callflow's own offline caller (`callflow.testing.dial`). The refusals, and the same rules
+checked with a WebSocket client that is not callflow's, are in test_e2e_conformance.py."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
 import trio
-import trio_websocket
+from e2ekit import AUTH_TOKEN, FLOWS
 
 from callflow import load_flows
 from callflow.protocol import Checkpoint, ClearAudio, PlayAudio
-from callflow.server import ServerInfo, serve_flows
-from callflow.testing import dial, open_plivo_websocket, stream_of
+from callflow.server import ServerInfo
+from callflow.testing import dial, stream_of
 from flows.support import PROMPTS
 
-AUTH_TOKEN = "MY_AUTH_TOKEN_0123456789abcdef"
-FLOWS = Path(__file__).resolve().parents[2] / "flows"
-
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def server(nursery: trio.Nursery) -> AsyncIterator[ServerInfo]:
-    info: ServerInfo = await nursery.start(
-        lambda task_status: serve_flows(
-            load_flows(FLOWS),
-            host="127.0.0.1",
-            port=0,
-            auth_token=AUTH_TOKEN,
-            task_status=task_status,
-        )
-    )
-    return info
 
 
 async def test_menu_call_over_real_sockets(server: ServerInfo) -> None:
@@ -65,23 +47,6 @@ async def test_menu_call_over_real_sockets(server: ServerInfo) -> None:
             names.append(message["name"])
     assert names
     assert len(set(names)) == len(names)
-
-
-async def test_forged_answer_and_tokenless_websocket_are_refused(server: ServerInfo) -> None:
-    async with httpx.AsyncClient() as client:
-        forged = await client.post(
-            f"{server.url}/support",
-            data={"CallUUID": "forged", "From": "1", "To": "2"},
-            headers={"X-Plivo-Signature-V3": "AAAA", "X-Plivo-Signature-V3-Nonce": "1"},
-        )
-        assert forged.status_code == 403
-        unsigned = await client.post(f"{server.url}/echo", data={"CallUUID": "x"})
-        assert unsigned.status_code == 403
-    ws_url = f"ws://127.0.0.1:{server.port}/support/stream"
-    with pytest.raises(trio_websocket.ConnectionRejected) as refused:
-        async with open_plivo_websocket(ws_url):
-            pass
-    assert refused.value.status_code == 403
 
 
 async def test_each_answer_url_returns_its_flows_format(server: ServerInfo) -> None:
