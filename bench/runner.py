@@ -88,8 +88,15 @@ SERVERS: dict[str, Server] = {
     ),
     "bare": Server(
         "bare",
-        "bare _wsfast (callflow's layer)",
+        "bare _wsfast + read loop (callflow's layer)",
         (PY, "-m", "bench.servers.wsfast_ivr", "--bare", "--port", "0"),
+        "/ivr/stream",
+        "bare",
+    ),
+    "bare_task": Server(
+        "bare_task",
+        "bare _wsfast, a task per socket",
+        (PY, "-m", "bench.servers.wsfast_ivr", "--bare", "--no-read-loop", "--port", "0"),
         "/ivr/stream",
         "bare",
     ),

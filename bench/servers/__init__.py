@@ -3,8 +3,10 @@
 * :mod:`bench.servers.sdk_ivr`: the bench IVR written with the official ``plivo-stream-sdk``,
   served with ``websockets.serve`` as its README shows.
 * :mod:`bench.servers.wsfast_ivr` ``--bare``: callflow's WebSocket layer
-  (``callflow.server._wsfast``), ``json.loads`` of each message and nothing else: its ceiling.
-  Without ``--bare``: callflow's runtime on it without the HTTP routes.
+  (``callflow.server._wsfast`` and its shared read loop), ``json.loads`` of each message and
+  nothing else: its ceiling. ``--no-read-loop``: the same layer with one reading task per
+  connection (before the read loop). Without ``--bare``: callflow's runtime on it without
+  the HTTP routes.
 * :mod:`bench.servers.bare_trio_websocket`: the same ceiling for trio-websocket, the layer
   callflow's server used before ``_wsfast``.
 

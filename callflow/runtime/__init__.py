@@ -22,10 +22,13 @@ from callflow.runtime._results import (
 )
 from callflow.runtime._session import LiveCalls, run_call
 from callflow.runtime._transport import (
+    Dispatch,
+    InlineDispatch,
     MemoryTransport,
     Transport,
     TransportClosed,
     memory_transport_pair,
+    receive_until,
 )
 from callflow.runtime._vad import VadSettings
 
@@ -37,8 +40,10 @@ __all__ = [
     "CallInfo",
     "CallflowError",
     "Digits",
+    "Dispatch",
     "GatherResult",
     "InboundAudio",
+    "InlineDispatch",
     "Invalid",
     "LiveCalls",
     "MachineDetection",
@@ -54,5 +59,6 @@ __all__ = [
     "TransportClosed",
     "VadSettings",
     "memory_transport_pair",
+    "receive_until",
     "run_call",
 ]

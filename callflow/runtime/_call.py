@@ -502,6 +502,7 @@ class Call:
         """Send ``clearAudio``; return the event ``clearedAudio`` will set. Everything before
         the first ``await`` happens at once, so a ``say`` resuming later already sees it."""
         self._clear_epoch += 1
+        self._barge_in_pending = False  # any clearAudio answers a barge-in waiting for one
         self._heard_at_clear = self._ledger.heard_position(trio.current_time())
         done = self._latest_clear = self._clear_done
         self._ledger.clear_sent()
@@ -510,8 +511,10 @@ class Call:
 
     async def _barge_in_clear(self) -> None:
         """Called by the reader right after the event that triggered a barge-in: send
-        ``clearAudio`` from the reader itself, so it leaves in the same scheduler pass as the
-        key (or speech) arrived, not when the interrupted ``say`` next runs."""
+        ``clearAudio`` from the reader itself, as soon as it runs, not when the interrupted
+        ``say`` next runs (whichever of the two runs first sends it; the other sees it sent)."""
+        if not self._barge_in_pending:
+            return
         self._barge_in_pending = False
         if self._ended is None:
             with contextlib.suppress(CallEnded):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import trio
@@ -30,7 +30,7 @@ from callflow.runtime._call import Call, CallInfo, RuntimeConfig, StatusEvent
 from callflow.runtime._errors import CallEnded
 from callflow.runtime._rest import PlivoRest
 from callflow.runtime._results import MachineDetection
-from callflow.runtime._transport import Transport, TransportClosed
+from callflow.runtime._transport import Transport, TransportClosed, receive_until
 
 if TYPE_CHECKING:
     from callflow._flow import Flow
@@ -268,39 +268,17 @@ async def _read(
     call_scope: trio.CancelScope,
     config: RuntimeConfig,
 ) -> None:
-    """The call's one reader: parse each message and dispatch it inline (no task or channel hop
-    per message). On close, end the call and give the flow its grace period."""
-    call_id = call.call_id
+    """The call's one reader: each message is parsed and dispatched inline by
+    :func:`_dispatcher`'s function, where the transport reads it (no task or channel hop per
+    message; on the server, no task switch at all unless the call must act). This task wakes
+    only to send a barge-in's ``clearAudio`` and at the end of the stream. On close, it ends
+    the call and gives the flow its grace period."""
+    dispatch, stopped = _dispatcher(call)
     try:
-        while True:
-            text = await transport.receive()
-            try:
-                event = parse(text)
-            except ProtocolError as exc:
-                call.protocol_errors += 1
-                log.warning("call=%s unreadable message from Plivo: %s", call_id, exc)
-                continue
-            if type(event) is Media:
-                call._on_media(event.payload, event.track)
-                if call._barge_in_pending:  # speech barged in: clear from here, now
-                    await call._barge_in_clear()
-            elif type(event) is Dtmf:
-                call._on_dtmf(event.digit)
-                if call._barge_in_pending:  # a key barged in: clear from here, now
-                    await call._barge_in_clear()
-            elif type(event) is PlayedStream:
-                call._on_played(event.name)
-            elif type(event) is ClearedAudio:
-                call._on_cleared()
-            elif type(event) is Stop:
-                log.info("call=%s stop event from Plivo", call_id)
-                call.ended_by_plivo = True
-                call._end("stream stopped by Plivo")
-                break
-            elif type(event) is UnknownEvent:
-                log.warning("call=%s unknown event %r from Plivo; ignored", call_id, event.event)
-            elif type(event) is Start:
-                log.warning("call=%s second start event; ignored", call_id)
+        while not stopped():
+            await receive_until(transport, dispatch)
+            if call._barge_in_pending:  # a key or speech barged in: clear from here, now
+                await call._barge_in_clear()
     except TransportClosed as exc:
         if not call.ended:
             call.ended_by_plivo = True
@@ -316,3 +294,49 @@ async def _read(
         with trio.move_on_after(config.hangup_grace_s):
             await flow_done.wait()
     call_scope.cancel()
+
+
+def _dispatcher(call: Call) -> tuple[Callable[[str], bool], Callable[[], bool]]:
+    """``(dispatch, stopped)`` for ``call``'s reader.
+
+    ``dispatch(text)`` parses one message from Plivo and hands it to the call, synchronously
+    (PROTOCOL.md §2): media to listeners (decoded only if someone listens), keys to the
+    type-ahead buffer, ``playedStream`` / ``clearedAudio`` to the ledger's waiters. Unreadable
+    and unknown messages are logged with the call id and skipped. It returns True when the
+    reader task must act: a barge-in wants its ``clearAudio`` sent, or Plivo sent ``stop``
+    (then ``stopped()`` is True). It never raises for anything Plivo sends.
+    """
+    call_id = call.call_id
+    stop_seen = False
+
+    def dispatch(text: str) -> bool:
+        nonlocal stop_seen
+        try:
+            event = parse(text)
+        except ProtocolError as exc:
+            call.protocol_errors += 1
+            log.warning("call=%s unreadable message from Plivo: %s", call_id, exc)
+            return False
+        if type(event) is Media:
+            call._on_media(event.payload, event.track)
+            return call._barge_in_pending  # speech barged in
+        if type(event) is Dtmf:
+            call._on_dtmf(event.digit)
+            return call._barge_in_pending  # a key barged in
+        if type(event) is PlayedStream:
+            call._on_played(event.name)
+        elif type(event) is ClearedAudio:
+            call._on_cleared()
+        elif type(event) is Stop:
+            log.info("call=%s stop event from Plivo", call_id)
+            call.ended_by_plivo = True
+            call._end("stream stopped by Plivo")
+            stop_seen = True
+            return True
+        elif type(event) is UnknownEvent:
+            log.warning("call=%s unknown event %r from Plivo; ignored", call_id, event.event)
+        elif type(event) is Start:
+            log.warning("call=%s second start event; ignored", call_id)
+        return False
+
+    return dispatch, lambda: stop_seen

@@ -48,7 +48,7 @@ from callflow.server._token import (
     make_stream_token,
     verify_stream_token,
 )
-from callflow.server._wsfast import FastWebSocketTransport, HandshakeFailed
+from callflow.server._wsfast import FastWebSocketTransport, HandshakeFailed, ReadLoop
 
 log = logging.getLogger("callflow.server")
 
@@ -155,6 +155,8 @@ class _Server:
                     owner = other.name if other is not None else "the health check"
                     raise ValueError(f"path {path!r} of flow {f.name} is taken by {owner}")
                 self.routes[path] = (kind, f)
+        self.read_loop: ReadLoop | None = None
+        """Reads every parked call's socket (Linux); set by :func:`serve_flows`."""
         self._connections: set[trio.CancelScope] = set()
         self._call_connections: set[trio.CancelScope] = set()
         self._calls: dict[trio.CancelScope, str | None] = {}
@@ -528,6 +530,7 @@ class _Server:
                     conn.request_bytes,
                     max_message_size=MAX_MESSAGE_SIZE,
                     close_timeout=CLOSE_TIMEOUT,
+                    read_loop=self.read_loop,
                 )
             except HandshakeFailed as exc:
                 log.warning("%s ws %s from %s: %s", call, flow.stream_path, conn.client, exc)
@@ -707,6 +710,9 @@ async def serve_flows(
                     )
 
             nursery.start_soon(accept)
+            if ReadLoop.available():  # else (not Linux) each call reads its own socket
+                server.read_loop = ReadLoop()
+                nursery.start_soon(server.read_loop.run)
             log.info("listening on %s (%d flows)", info.url, len(server.flows))
             task_status.started(info)
             try:

@@ -42,22 +42,24 @@ import collections
 import contextlib
 import logging
 import os
-from typing import cast
+import select
+from typing import Final, cast
 
+import outcome
 import trio
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from callflow.runtime import TransportClosed
+from callflow.runtime import Dispatch, TransportClosed
 
 try:
     from websockets.speedups import apply_mask
 except ImportError:  # websockets built without its C extension
     from websockets.utils import apply_mask
 
-__all__ = ["FastWebSocketTransport", "HandshakeFailed"]
+__all__ = ["FastWebSocketTransport", "HandshakeFailed", "ReadLoop"]
 
 log = logging.getLogger("callflow.server")
 
@@ -74,6 +76,68 @@ _OPEN, _CLOSED = State.OPEN, State.CLOSED
 _TEXT, _BINARY, _CONT, _CLOSE = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.CLOSE
 _QUIET = logging.getLogger("callflow.server.wsfast")
 _QUIET.setLevel(logging.WARNING)  # websockets logs every open and close at INFO
+
+
+_PROTOCOL: Final = object()
+"""``_handoff`` value: the protocol has events or replies queued for the task."""
+
+
+class ReadLoop:
+    """One task that reads the stream sockets of every call waiting for messages.
+
+    Each call's reader parks in :meth:`FastWebSocketTransport.receive_until`; this loop waits
+    on one epoll set of all their sockets (level-triggered, registered once per park), reads
+    each ready socket, cuts its frames on the fast path and runs the call's dispatch function
+    inline. A media frame, 50 a second per call, then costs one read and one parse: no
+    per-socket wake-up, no task switch, no epoll registration (see docs/performance.md). The
+    call's task is woken only when its dispatch asks (a barge-in, the stream's stop) or the
+    read needs the WebSocket protocol (a ping, a close, another kind of frame).
+
+    At most ``batch`` ready sockets are read per scheduler pass, so one busy pass cannot hold
+    the others back for long. Linux only (``select.epoll``): see :meth:`available`.
+
+    Resource handling: run :meth:`run` in a nursery that outlives every transport given this
+    loop; when it stops, parked tasks are woken and go on reading for themselves.
+    """
+
+    def __init__(self, *, batch: int = 256) -> None:
+        self._epoll = select.epoll()
+        self._parked: dict[int, FastWebSocketTransport] = {}
+        self._batch = batch
+
+    @staticmethod
+    def available() -> bool:
+        """Whether this platform has epoll (Linux); elsewhere each call reads for itself."""
+        return hasattr(select, "epoll")
+
+    def __len__(self) -> int:
+        """The number of sockets being read for a parked task now."""
+        return len(self._parked)
+
+    async def run(self) -> None:
+        """Read for parked tasks until cancelled. Never raises for what one call does."""
+        epoll, parked, batch = self._epoll, self._parked, self._batch
+        try:
+            while True:
+                await trio.lowlevel.wait_readable(epoll.fileno())
+                for fd, _ in epoll.poll(0, batch):
+                    transport = parked.get(fd)
+                    if transport is not None:
+                        transport._on_readable()
+        finally:
+            for transport in list(parked.values()):
+                transport._read_loop = None
+                transport._wake(outcome.Value(False))
+            epoll.close()
+
+    def _watch(self, transport: FastWebSocketTransport) -> None:
+        self._parked[transport._fd] = transport
+        self._epoll.register(transport._fd, select.EPOLLIN)
+
+    def _unwatch(self, transport: FastWebSocketTransport) -> None:
+        if self._parked.pop(transport._fd, None) is not None:
+            with contextlib.suppress(OSError, ValueError):  # the epoll set closed with the loop
+                self._epoll.unregister(transport._fd)
 
 
 class HandshakeFailed(Exception):
@@ -102,6 +166,7 @@ class FastWebSocketTransport:
         *,
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
         max_message_size: int = 65536,
+        read_loop: ReadLoop | None = None,
     ) -> None:
         self._stream = stream
         self._proto = protocol
@@ -131,6 +196,13 @@ class FastWebSocketTransport:
         self._fast = reader is not None and not getattr(reader, "buffer", True)
         self._partial = bytearray()
         self._max_message_size = max_message_size
+        # Inline dispatch (:meth:`receive_until`): while the runtime's reader is parked, the
+        # shared read loop reads for it and runs ``_dispatch``; ``_handoff`` is work it leaves
+        # to the task (raw bytes, or _PROTOCOL: events and replies the protocol has queued).
+        self._read_loop = read_loop if self._fd >= 0 else None
+        self._waiter: trio.lowlevel.Task | None = None
+        self._dispatch: Dispatch | None = None
+        self._handoff: bytes | object | None = None
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -142,11 +214,14 @@ class FastWebSocketTransport:
         *,
         max_message_size: int = 65536,
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+        read_loop: ReadLoop | None = None,
     ) -> FastWebSocketTransport:
         """Complete the opening handshake on ``stream`` and return the open transport.
 
         ``initial`` is what was already read from ``stream`` (the upgrade request as h11 saw
-        it, and anything after it). Wrap the call in ``trio.move_on_after`` to bound it.
+        it, and anything after it). With ``read_loop`` (a running :class:`ReadLoop`),
+        :meth:`receive_until` lets that loop read this socket and dispatch its messages.
+        Wrap the call in ``trio.move_on_after`` to bound it.
 
         Raises:
             HandshakeFailed: the request is not a valid WebSocket upgrade (answered with an
@@ -191,7 +266,12 @@ class FastWebSocketTransport:
                 response.status_code,
             )
         transport = cls(
-            stream, proto, request, close_timeout=close_timeout, max_message_size=max_message_size
+            stream,
+            proto,
+            request,
+            close_timeout=close_timeout,
+            max_message_size=max_message_size,
+            read_loop=read_loop,
         )
         if early:  # the protocol has parsed frames already: let it go on with the rest
             transport._fast = False
@@ -232,6 +312,32 @@ class FastWebSocketTransport:
                 raise TransportClosed(self._closed.code, self._closed.reason)
             await self._read_once()
         return messages.popleft()
+
+    async def receive_until(self, dispatch: Dispatch) -> None:
+        """Hand each message to ``dispatch`` until it returns True (the runtime's
+        :class:`~callflow.runtime.InlineDispatch`).
+
+        With a :class:`ReadLoop`, the task parks and the loop reads this socket and calls
+        ``dispatch`` itself, waking the task only when ``dispatch`` returns True or the read
+        needs more than the fast path (a ping to answer, a close, a frame of another kind).
+        Without one, it reads here, as :meth:`receive` does.
+
+        Raises:
+            TransportClosed: the connection is closed and every message has been dispatched.
+            Exception: whatever ``dispatch`` raised.
+        """
+        messages = self._messages
+        while True:
+            while messages:
+                if dispatch(messages.popleft()):
+                    return
+            if self._closed is not None:
+                raise TransportClosed(self._closed.code, self._closed.reason)
+            loop = self._read_loop
+            if loop is None or self._handoff is not None or not self._fast:
+                await self._read_once()
+            elif await self._park(loop, dispatch):
+                return
 
     async def send(self, message: str) -> None:
         """Send one text frame (coalesced with writes already under way).
@@ -274,8 +380,16 @@ class FastWebSocketTransport:
     # -- reading -------------------------------------------------------------------------------
 
     async def _read_once(self) -> None:
-        """One read from the socket: parse its frames, answer control frames in one write."""
-        proto = self._proto
+        """One read from the socket (or the work the read loop handed back): parse its
+        frames, answer control frames in one write."""
+        handoff = self._handoff
+        if handoff is not None:
+            self._handoff = None
+            if handoff is _PROTOCOL:
+                await self._after_protocol(eof=False)
+            else:
+                await self._handle(cast(bytes, handoff))
+            return
         self._reading = True
         try:
             data = await self._receive()
@@ -283,15 +397,24 @@ class FastWebSocketTransport:
             data = b""
         finally:
             self._reading = False
+        await self._handle(data)
+
+    async def _handle(self, data: bytes) -> None:
+        """Parse the bytes of one read (``b""``: the peer closed the TCP connection)."""
         if not data:
             if self._fast:
                 self._leave_fast_path(b"")
-            proto.receive_eof()
+            self._proto.receive_eof()
         elif self._fast:
             if self._receive_fast(data):
                 return  # text frames (and pongs) only: nothing to answer, nothing closed
         else:
-            proto.receive_data(data)
+            self._proto.receive_data(data)
+        await self._after_protocol(eof=not data)
+
+    async def _after_protocol(self, *, eof: bool) -> None:
+        """Take the frames the protocol parsed, write its replies, and notice a close."""
+        proto = self._proto
         for frame in proto.events_received():
             self._on_frame(frame)  # type: ignore[arg-type]
         out = proto.data_to_send()
@@ -301,10 +424,73 @@ class FastWebSocketTransport:
                 await self._flush()
         # closed: the peer's close frame came, we failed the connection (1002/1007/1009: the
         # protocol then wants EOF), or the stream ended; merely having sent a close is not
-        if proto.close_rcvd is not None or self._eof_wanted or proto.state is _CLOSED or not data:
+        if proto.close_rcvd is not None or self._eof_wanted or proto.state is _CLOSED or eof:
             self._set_closed(_closed_exc(proto))
-            if self._eof_wanted or not data:
+            if self._eof_wanted or eof:
                 await self._close_stream()
+
+    # -- reading from the shared read loop ---------------------------------------------------
+
+    async def _park(self, loop: ReadLoop, dispatch: Dispatch) -> bool:
+        """Let ``loop`` read and dispatch for this task until it wakes us: True when
+        ``dispatch`` asked for the task, False when there is work for it (``_handoff``) or
+        the loop stopped."""
+        self._dispatch = dispatch
+        self._waiter = trio.lowlevel.current_task()
+        self._reading = True
+        loop._watch(self)
+
+        def abort(_: trio.lowlevel.RaiseCancelT) -> trio.lowlevel.Abort:
+            self._unpark()
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        wanted: bool = await trio.lowlevel.wait_task_rescheduled(abort)
+        return wanted
+
+    def _unpark(self) -> trio.lowlevel.Task | None:
+        """Stop the read loop reading for us; the task that was parked, if any."""
+        task, self._waiter, self._dispatch = self._waiter, None, None
+        if task is not None:
+            self._reading = False
+            if self._read_loop is not None:
+                self._read_loop._unwatch(self)
+        return task
+
+    def _wake(self, result: outcome.Outcome[bool]) -> None:
+        task = self._unpark()
+        if task is not None:
+            trio.lowlevel.reschedule(task, result)
+
+    def _on_readable(self) -> None:
+        """Called by the read loop when the socket is readable and our task is parked: read
+        once, and dispatch inline what the fast path parsed (see :meth:`receive_until`)."""
+        dispatch = self._dispatch
+        if dispatch is None:
+            return
+        try:
+            try:
+                data = os.read(self._fd, RECEIVE_SIZE)
+            except BlockingIOError:
+                return
+            except OSError:  # reset by the peer, or closed under us
+                data = b""
+            if not data or not self._fast:
+                self._handoff = data
+                self._wake(outcome.Value(False))
+                return
+            quiet = self._receive_fast(data)
+            messages = self._messages
+            while messages:
+                if dispatch(messages.popleft()):
+                    if not quiet:
+                        self._handoff = _PROTOCOL
+                    self._wake(outcome.Value(True))
+                    return
+            if not quiet:
+                self._handoff = _PROTOCOL
+                self._wake(outcome.Value(False))
+        except Exception as exc:  # dispatch raised: the parked task raises it, not the loop
+            self._wake(outcome.Error(exc))
 
     async def _receive(self) -> bytes:
         """The next bytes from the peer (``b""`` at EOF or on a reset)."""
@@ -513,6 +699,7 @@ class FastWebSocketTransport:
         if not self._stream_closed:
             self._stream_closed = True
             self._set_closed(_closed_exc(self._proto))
+            self._wake(outcome.Value(False))  # off the read loop before the descriptor closes
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(self._stream)
 

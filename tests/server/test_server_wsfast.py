@@ -8,6 +8,7 @@ websockets' own parser would give, however the bytes are split.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 
 import attrs
@@ -20,7 +21,7 @@ from websockets.http11 import Response
 from websockets.uri import parse_uri
 
 from callflow.runtime import TransportClosed
-from callflow.server._wsfast import FastWebSocketTransport
+from callflow.server._wsfast import FastWebSocketTransport, ReadLoop
 
 MAX = 65536
 
@@ -209,3 +210,255 @@ async def test_eof_inside_a_frame_is_an_abnormal_close(peer: Peer) -> None:
     await trio.testing.wait_all_tasks_blocked()
     assert peer.received == ["whole"]
     assert [c.code for c in peer.closed] == [1006]
+
+
+# -- the shared read loop ----------------------------------------------------------------------
+
+
+@attrs.define
+class Line:
+    """One call's socket on a shared :class:`ReadLoop`: the client end and the transport."""
+
+    proto: ClientProtocol
+    stream: trio.SocketStream
+    transport: FastWebSocketTransport
+
+    async def send(self, build: Callable[[ClientProtocol], None]) -> None:
+        build(self.proto)
+        await self.stream.send_all(b"".join(self.proto.data_to_send()))
+
+    async def frames(self, opcode: Opcode, count: int) -> list[bytes]:
+        """The payloads of the next ``count`` frames of ``opcode`` the server writes."""
+        out: list[bytes] = []
+        with trio.fail_after(5):
+            while len(out) < count:
+                self.proto.receive_data(await self.stream.receive_some())
+                out += [
+                    e.data
+                    for e in self.proto.events_received()
+                    if isinstance(e, Frame) and e.opcode is opcode
+                ]
+        return out
+
+
+async def _line(loop: ReadLoop | None, stack: contextlib.AsyncExitStack) -> Line:
+    a, b = trio.socket.socketpair()
+    client, server = trio.SocketStream(a), trio.SocketStream(b)
+    proto = ClientProtocol(parse_uri("ws://localhost/s"))
+    proto.send_request(proto.connect())
+    transport = await FastWebSocketTransport.accept(
+        server, b"".join(proto.data_to_send()), close_timeout=1.0, read_loop=loop
+    )
+    stack.push_async_callback(client.aclose)
+    stack.push_async_callback(trio.aclose_forcefully, server)
+    proto.receive_data(await client.receive_some())
+    (response,) = proto.events_received()
+    assert isinstance(response, Response)
+    return Line(proto, client, transport)
+
+
+@pytest.fixture
+async def loop(nursery: trio.Nursery) -> ReadLoop:
+    read_loop = ReadLoop()
+    nursery.start_soon(read_loop.run)
+    return read_loop
+
+
+@pytest.fixture
+async def stack() -> AsyncIterator[contextlib.AsyncExitStack]:
+    """Closes every socket a test opened."""
+    async with contextlib.AsyncExitStack() as exits:
+        yield exits
+
+
+def _texts(*texts: str) -> Callable[[ClientProtocol], None]:
+    def build(proto: ClientProtocol) -> None:
+        for text in texts:
+            proto.send_text(text.encode())
+
+    return build
+
+
+class Recorder:
+    """A dispatch function that records each message and the task it ran in; returns True
+    for the messages in ``wake_on``."""
+
+    def __init__(self, wake_on: tuple[str, ...] = ()) -> None:
+        self.seen: list[str] = []
+        self.tasks: set[trio.lowlevel.Task] = set()
+        self.wake_on = wake_on
+        self._changed = trio.Event()
+
+    def __call__(self, text: str) -> bool:
+        self.seen.append(text)
+        self.tasks.add(trio.lowlevel.current_task())
+        self._changed.set()
+        self._changed = trio.Event()
+        return text in self.wake_on
+
+    async def wait_for(self, count: int) -> None:
+        """Until ``count`` messages have been dispatched (at most 5 s)."""
+        with trio.fail_after(5):
+            while len(self.seen) < count:
+                await self._changed.wait()
+
+
+async def test_the_loop_dispatches_in_its_own_task_and_wakes_the_call_on_request(
+    loop: ReadLoop, nursery: trio.Nursery, stack: contextlib.AsyncExitStack
+) -> None:
+    lines = [await _line(loop, stack) for _ in range(3)]
+    recorders = [Recorder(wake_on=(f"wake-{i}",)) for i in range(3)]
+    returned: list[int] = []
+    woke = trio.Event()
+
+    async def reader(i: int) -> None:
+        await lines[i].transport.receive_until(recorders[i])
+        returned.append(i)
+        woke.set()
+
+    for i in range(3):
+        nursery.start_soon(reader, i)
+    await trio.testing.wait_all_tasks_blocked()
+    assert len(loop) == 3
+    for i, line in enumerate(lines):
+        await line.send(_texts(*(f"m{i}-{k}" for k in range(50))))
+    for r in recorders:
+        await r.wait_for(50)
+    assert [r.seen for r in recorders] == [[f"m{i}-{k}" for k in range(50)] for i in range(3)]
+    assert returned == []  # no message asked for a task: none woke
+    await lines[1].send(_texts("wake-1", "after-1", "after-2"))
+    with trio.fail_after(5):
+        await woke.wait()
+    assert returned == [1]
+    assert recorders[1].seen[-1] == "wake-1"
+    readers = {t for r in recorders for t in r.tasks}
+    assert len(readers) == 1  # every message dispatched in the loop's one task
+    # what came after the wake-up is kept, in order, for the next call
+    rest = Recorder(wake_on=("after-2",))
+    await lines[1].transport.receive_until(rest)
+    assert rest.seen == ["after-1", "after-2"]
+
+
+async def test_pings_are_answered_while_the_call_is_parked(
+    loop: ReadLoop, nursery: trio.Nursery, stack: contextlib.AsyncExitStack
+) -> None:
+    line = await _line(loop, stack)
+    seen = Recorder(wake_on=("last",))
+    nursery.start_soon(line.transport.receive_until, seen)
+    await trio.testing.wait_all_tasks_blocked()
+
+    def build(proto: ClientProtocol) -> None:
+        proto.send_text(b"a")
+        proto.send_ping(b"p1")
+        proto.send_text(b"b")
+        proto.send_ping(b"p2")
+
+    await line.send(build)
+    assert await line.frames(Opcode.PONG, 2) == [b"p1", b"p2"]
+    await line.send(_texts("last"))
+    await seen.wait_for(3)
+    assert seen.seen == ["a", "b", "last"]
+
+
+async def test_a_close_or_eof_ends_the_parked_call_after_its_messages(
+    loop: ReadLoop, stack: contextlib.AsyncExitStack
+) -> None:
+    closing, dropped = await _line(loop, stack), await _line(loop, stack)
+
+    def close(proto: ClientProtocol) -> None:
+        proto.send_text(b"x")
+        proto.send_close(1000, "bye")
+
+    seen = Recorder()
+    with trio.fail_after(5):
+        await closing.send(close)
+        with pytest.raises(TransportClosed) as closed:
+            await closing.transport.receive_until(seen)
+    assert seen.seen == ["x"]
+    assert (closed.value.code, closed.value.reason) == (1000, "bye")
+    with trio.fail_after(5):
+        await dropped.send(_texts("y"))
+        await dropped.stream.aclose()
+        with pytest.raises(TransportClosed) as lost:
+            await dropped.transport.receive_until(seen)
+    assert seen.seen == ["x", "y"]
+    assert lost.value.code == 1006
+    assert len(loop) == 0
+
+
+async def test_a_dispatch_that_raises_fails_its_call_only(
+    loop: ReadLoop, stack: contextlib.AsyncExitStack
+) -> None:
+    bad, good = await _line(loop, stack), await _line(loop, stack)
+
+    def explode(text: str) -> bool:
+        raise ValueError(f"cannot take {text}")
+
+    seen = Recorder(wake_on=("done",))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(good.transport.receive_until, seen)
+        await bad.send(_texts("boom"))
+        with trio.fail_after(5), pytest.raises(ValueError, match="cannot take boom"):
+            await bad.transport.receive_until(explode)
+        await good.send(_texts("still", "done"))
+    assert seen.seen == ["still", "done"]
+
+
+async def test_a_cancelled_or_closed_park_leaves_the_loop(
+    loop: ReadLoop, nursery: trio.Nursery, stack: contextlib.AsyncExitStack
+) -> None:
+    line = await _line(loop, stack)
+    with trio.move_on_after(0.05):
+        await line.transport.receive_until(Recorder())
+    assert len(loop) == 0
+    await line.send(_texts("read by the task"))
+    with trio.fail_after(5):
+        assert await line.transport.receive() == "read by the task"
+
+    closed: list[int | None] = []
+    done = trio.Event()
+
+    async def parked() -> None:
+        try:
+            await line.transport.receive_until(Recorder())
+        except TransportClosed as exc:
+            closed.append(exc.code)
+            done.set()
+
+    nursery.start_soon(parked)
+    await trio.testing.wait_all_tasks_blocked()
+    assert len(loop) == 1
+
+    async def peer_answers_the_close() -> None:
+        await line.frames(Opcode.CLOSE, 1)  # websockets' client echoes it
+        await line.stream.send_all(b"".join(line.proto.data_to_send()))
+
+    nursery.start_soon(peer_answers_the_close)
+    with trio.fail_after(5):
+        await line.transport.aclose(4000, "done here")
+        await done.wait()
+    assert closed == [4000]
+    assert len(loop) == 0
+
+
+async def test_parked_calls_read_for_themselves_once_the_loop_stops(
+    stack: contextlib.AsyncExitStack,
+) -> None:
+    seen = Recorder(wake_on=("after",))
+    async with trio.open_nursery() as nursery:
+        loop = ReadLoop()
+        loop_scope = trio.CancelScope()
+
+        async def run_loop() -> None:
+            with loop_scope:
+                await loop.run()
+
+        nursery.start_soon(run_loop)
+        line = await _line(loop, stack)
+        nursery.start_soon(line.transport.receive_until, seen)
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(loop) == 1
+        loop_scope.cancel()
+        await trio.testing.wait_all_tasks_blocked()
+        await line.send(_texts("before", "after"))
+    assert seen.seen == ["before", "after"]
