@@ -283,6 +283,9 @@ async def _read(
         if not call.ended:
             call.ended_by_plivo = True
         call._end(f"stream closed by Plivo (code {exc.code})")
+    except Exception:  # a defect in dispatch: this call ends, nothing else is touched
+        log.exception("call=%s reader failed; ending this call", call.call_id)
+        call._end("reader failed")
     except trio.Cancelled:
         # The call's nursery is being cancelled (by whoever runs the call, e.g. a drain
         # deadline): no event from Plivo will be read again, so end the call now. Otherwise

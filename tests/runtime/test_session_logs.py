@@ -48,3 +48,59 @@ async def test_a_stream_closed_before_start_names_the_answered_call(
         "call=gone-call" in r.getMessage() and "before start" in r.getMessage()
         for r in caplog.records
     )
+
+
+async def test_a_failing_reader_ends_only_its_call_and_is_logged_once(
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A defect in the reader's dispatch (simulated: ``parse`` raising on one message) ends
+    that call cleanly: ``run_call`` returns, the flow is cancelled, the stream is closed."""
+    from callflow.runtime import _session
+
+    real_parse = _session.parse
+
+    def parse(text: str) -> object:
+        if "explode" in text:
+            raise RuntimeError("dispatch defect")
+        return real_parse(text)
+
+    monkeypatch.setattr(_session, "parse", parse)
+    cancelled = trio.Event()
+
+    @flow("/waits", format=Format.MULAW_8K)
+    async def waits(call: Call) -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            cancelled.set()
+
+    plivo_side, server_side = memory_transport_pair()
+    await plivo_side.send(_start("reader-call"))
+    await plivo_side.send(json.dumps({"event": "explode"}))
+    with trio.fail_after(60):
+        await run_call(waits, server_side)
+    assert cancelled.is_set()
+    assert server_side.close_code == 1000
+    failures = [r for r in caplog.records if "reader failed" in r.getMessage()]
+    assert len(failures) == 1
+    assert "call=reader-call" in failures[0].getMessage()
+    assert failures[0].exc_info is not None
+
+
+def _start(call_id: str) -> str:
+    return json.dumps(
+        {
+            "event": "start",
+            "sequenceNumber": 0,
+            "start": {
+                "callId": call_id,
+                "streamId": "s1",
+                "accountId": "a1",
+                "tracks": ["inbound"],
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000},
+            },
+            "extra_headers": "{}",
+        }
+    )
