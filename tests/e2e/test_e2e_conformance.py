@@ -200,6 +200,9 @@ class PlivoSide:
     # what Plivo sends
 
     def send(self, message: dict[str, Any] | str | bytes) -> None:
+        """Send one frame (nothing once callflow has closed the stream)."""
+        if self.close_code is not None:
+            return
         if isinstance(message, dict):
             self._seq += 1
             message = json.dumps({"sequenceNumber": self._seq, **message})
@@ -305,27 +308,38 @@ class PlivoSide:
             self.send({"event": "clearedAudio", "streamId": self.stream_id})
 
     def run(self, until: Callable[[], bool], timeout: float = WAIT) -> None:
-        """Play the call until ``until()`` holds; fail after ``timeout`` seconds."""
+        """Play the call until ``until()`` holds or callflow closes the stream; fail after
+        ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
-        while not until():
+        while not until() and self.close_code is None:
             now = time.monotonic()
             assert now < deadline, f"call {self.call_id}: condition not met in {timeout} s"
-            for item in [p for p in self.pending if p[0] <= now]:
-                self.pending.remove(item)
-                self.played_s = item[2]
-                self.send({"event": "playedStream", "streamId": self.stream_id, "name": item[1]})
-            if self.close_code is None and now >= self._next_media:
-                self._next_media = now + 0.02
-                self.send(self.media())
             try:
-                frame = self.ws.recv(timeout=0.01)
+                for item in [p for p in self.pending if p[0] <= now]:
+                    self.pending.remove(item)
+                    self.played_s = item[2]
+                    played = {"event": "playedStream", "streamId": self.stream_id, "name": item[1]}
+                    self.send(played)
+                if now >= self._next_media:
+                    self._next_media = now + 0.02
+                    self.send(self.media())
+                message = self.check(self.ws.recv(timeout=0.01))
+                self.received.append(message)
+                self._obey(message)
             except TimeoutError:
                 continue
-            except ConnectionClosed as closed:
+            except ConnectionClosed as closed:  # seen by a send or by the receive
                 # 1006 (no close frame) fails the caller's check of the code
                 self.close_code = closed.rcvd.code if closed.rcvd is not None else 1006
+                self._drain()
+
+    def _drain(self) -> None:
+        """Take the messages that arrived before the close (a send may see it first)."""
+        while True:
+            try:
+                message = self.check(self.ws.recv(timeout=WAIT))
+            except ConnectionClosed:
                 return
-            message = self.check(frame)
             self.received.append(message)
             self._obey(message)
 
