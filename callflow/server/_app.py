@@ -531,6 +531,7 @@ class _Server:
                     max_message_size=MAX_MESSAGE_SIZE,
                     close_timeout=CLOSE_TIMEOUT,
                     read_loop=self.read_loop,
+                    name=call,
                 )
             except HandshakeFailed as exc:
                 log.warning("%s ws %s from %s: %s", call, flow.stream_path, conn.client, exc)

@@ -167,11 +167,14 @@ class FastWebSocketTransport:
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
         max_message_size: int = 65536,
         read_loop: ReadLoop | None = None,
+        name: str = "call=-",
     ) -> None:
         self._stream = stream
         self._proto = protocol
         self.request = request
         """The upgrade request (path, headers)."""
+        self.name = name
+        """How log lines name this connection (``call=<CallUUID>``)."""
         self._close_timeout = close_timeout
         self._messages: collections.deque[str] = collections.deque()
         self._fragments: list[bytes] = []
@@ -215,13 +218,15 @@ class FastWebSocketTransport:
         max_message_size: int = 65536,
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
         read_loop: ReadLoop | None = None,
+        name: str = "call=-",
     ) -> FastWebSocketTransport:
         """Complete the opening handshake on ``stream`` and return the open transport.
 
         ``initial`` is what was already read from ``stream`` (the upgrade request as h11 saw
         it, and anything after it). With ``read_loop`` (a running :class:`ReadLoop`),
         :meth:`receive_until` lets that loop read this socket and dispatch its messages.
-        Wrap the call in ``trio.move_on_after`` to bound it.
+        ``name`` starts this connection's log lines (``call=<CallUUID>``). Wrap the call in
+        ``trio.move_on_after`` to bound it.
 
         Raises:
             HandshakeFailed: the request is not a valid WebSocket upgrade (answered with an
@@ -272,6 +277,7 @@ class FastWebSocketTransport:
             close_timeout=close_timeout,
             max_message_size=max_message_size,
             read_loop=read_loop,
+            name=name,
         )
         if early:  # the protocol has parsed frames already: let it go on with the rest
             transport._fast = False
@@ -426,7 +432,11 @@ class FastWebSocketTransport:
         # protocol then wants EOF), or the stream ended; merely having sent a close is not
         if proto.close_rcvd is not None or self._eof_wanted or proto.state is _CLOSED or eof:
             self._set_closed(_closed_exc(proto))
-            if self._eof_wanted or eof:
+            if eof:
+                self._eof_wanted = True
+            if self._eof_wanted and not self._writing:
+                # (a write under way ends first, with the close frame queued behind it, and
+                # then closes the stream itself: see _flush)
                 await self._close_stream()
 
     # -- reading from the shared read loop ---------------------------------------------------
@@ -643,8 +653,9 @@ class FastWebSocketTransport:
         if not self._warned_binary:
             self._warned_binary = True
             log.warning(
-                "websocket %s: binary frame of %d bytes (Plivo sends text only); decoded as UTF-8",
-                self.request.path,
+                "%s ws %s: binary frame of %d bytes (Plivo sends text only); decoded as UTF-8",
+                self.name,
+                self.request.path.partition("?")[0],  # never the stream token
                 len(data),
             )
         return data.decode("utf-8", errors="replace")

@@ -462,3 +462,62 @@ async def test_parked_calls_read_for_themselves_once_the_loop_stops(
         await trio.testing.wait_all_tasks_blocked()
         await line.send(_texts("before", "after"))
     assert seen.seen == ["before", "after"]
+
+
+async def test_a_close_waits_for_the_write_under_way(nursery: trio.Nursery) -> None:
+    """A protocol failure (or the peer's close) while a long write is blocked on a slow peer
+    must not cut that frame short: the frame is finished, the close frame follows, then EOF."""
+    client_stream, server_stream = trio.testing.lockstep_stream_pair()
+    proto = ClientProtocol(parse_uri("ws://localhost/s"), max_size=None)
+    proto.send_request(proto.connect())
+    accepting = trio.Event()
+    transports: list[FastWebSocketTransport] = []
+
+    async def accept() -> None:
+        transports.append(
+            await FastWebSocketTransport.accept(
+                server_stream, b"".join(proto.data_to_send()), close_timeout=1.0
+            )
+        )
+        accepting.set()
+
+    nursery.start_soon(accept)
+    proto.receive_data(await client_stream.receive_some())
+    await accepting.wait()
+    transport = transports[0]
+    long_text = "p" * 50_000
+    nursery.start_soon(transport.send, long_text)  # blocks: nobody reads yet
+    await trio.testing.wait_all_tasks_blocked()
+
+    async def read_until_closed() -> None:
+        with contextlib.suppress(TransportClosed):
+            while True:
+                await transport.receive()
+
+    nursery.start_soon(read_until_closed)
+    await client_stream.send_all(_masked(0x3, b"bad opcode"))
+    await trio.testing.wait_all_tasks_blocked()
+    frames: list[Frame] = []
+    with trio.fail_after(5):
+        while True:
+            data = await client_stream.receive_some()
+            if not data:
+                break
+            proto.receive_data(data)
+            frames += [e for e in proto.events_received() if isinstance(e, Frame)]
+    assert [f.opcode for f in frames] == [Opcode.TEXT, Opcode.CLOSE]
+    assert bytes(frames[0].data) == long_text.encode()
+    assert int.from_bytes(frames[1].data[:2], "big") == 1002
+
+
+async def test_a_binary_frame_is_logged_with_the_call_and_without_the_token(
+    peer: Peer, caplog: pytest.LogCaptureFixture
+) -> None:
+    peer.transport.name = "call=bin-call"
+    peer.transport.request.path = "/s/stream?t=SECRET-TOKEN"
+    await peer.send(lambda proto: proto.send_binary(b'{"event":"x"}'))
+    assert peer.received == ['{"event":"x"}']
+    (line,) = [r.getMessage() for r in caplog.records if "binary frame" in r.getMessage()]
+    assert "call=bin-call" in line
+    assert "/s/stream" in line
+    assert "SECRET" not in line
