@@ -494,6 +494,7 @@ RATIOS: tuple[tuple[str, str], ...] = (
     ("callflow", "sdk"),
     ("callflow", "bare"),
     ("callflow", "bare_trio_websocket"),
+    ("bare", "bare_task"),
 )
 """The ratio columns (a ÷ b), each shown when both servers were measured."""
 
