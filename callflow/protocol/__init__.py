@@ -4,7 +4,8 @@ Values for every message in both directions, and the functions between them and 
 
 * from Plivo: :func:`parse` -> :data:`InboundEvent` (:class:`Start`, :class:`Media`,
   :class:`Dtmf`, :class:`PlayedStream`, :class:`ClearedAudio`, :class:`Stop`,
-  :class:`UnknownEvent`);
+  :class:`UnknownEvent`), also in two halves, :func:`load_event` (the tag) then
+  :func:`parse_loaded` (the event), for a reader that acts on some tags alone;
 * to Plivo: :data:`OutboundCommand` (:class:`PlayAudio`, :class:`Checkpoint`,
   :class:`ClearAudio`, :class:`SendDTMF`) -> :func:`encode`, with
   :func:`play_audio_prefix` / :func:`play_audio_message` as the per-chunk fast path;
@@ -20,8 +21,10 @@ from callflow.protocol._codec import (
     MAX_PAYLOAD_B64,
     encode,
     encode_event,
+    load_event,
     parse,
     parse_command,
+    parse_loaded,
     play_audio_message,
     play_audio_prefix,
 )
@@ -61,8 +64,10 @@ __all__ = [
     "UnknownEvent",
     "encode",
     "encode_event",
+    "load_event",
     "parse",
     "parse_command",
+    "parse_loaded",
     "play_audio_message",
     "play_audio_prefix",
 ]

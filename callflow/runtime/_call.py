@@ -956,7 +956,6 @@ class Call:
         there are any. An undecodable ``media.payload`` (bad base64, or L16 of an odd number
         of bytes) is counted in :attr:`protocol_errors` and logged with the call id, like any
         unreadable message; the frame is skipped and the call goes on."""
-        self.frames_received += 1
         if not (self._listeners or self._frame_watchers) or track != "inbound":
             return  # nobody listens: no decoding
         try:

@@ -24,7 +24,9 @@ from callflow.protocol import (
     Start,
     Stop,
     UnknownEvent,
+    load_event,
     parse,
+    parse_loaded,
 )
 from callflow.runtime._call import Call, CallInfo, RuntimeConfig, StatusEvent
 from callflow.runtime._errors import CallEnded
@@ -303,9 +305,10 @@ def _dispatcher(call: Call) -> tuple[Callable[[str], bool], Callable[[], bool]]:
     """``(dispatch, stopped)`` for ``call``'s reader.
 
     ``dispatch(text)`` parses one message from Plivo and hands it to the call, synchronously
-    (PROTOCOL.md §2): media to listeners (decoded only if someone listens), keys to the
-    type-ahead buffer, ``playedStream`` / ``clearedAudio`` to the ledger's waiters. Unreadable
-    and unknown messages are logged with the call id and skipped. It returns True when the
+    (PROTOCOL.md §2): media to listeners (a frame nobody listens to is only counted: its
+    fields are neither checked nor decoded), keys to the type-ahead buffer,
+    ``playedStream`` / ``clearedAudio`` to the ledger's waiters. Unreadable and unknown
+    messages are logged with the call id and skipped. It returns True when the
     reader task must act: a barge-in wants its ``clearAudio`` sent, or Plivo sent ``stop``
     (then ``stopped()`` is True). It never raises for anything Plivo sends.
     """
@@ -315,7 +318,12 @@ def _dispatcher(call: Call) -> tuple[Callable[[str], bool], Callable[[], bool]]:
     def dispatch(text: str) -> bool:
         nonlocal stop_seen
         try:
-            event = parse(text)
+            tag, obj = load_event(text)
+            if tag == "media":
+                call.frames_received += 1
+                if not (call._listeners or call._frame_watchers):
+                    return False  # nobody listens: counted, not built, not decoded
+            event = parse_loaded(tag, obj, text)
         except ProtocolError as exc:
             call.protocol_errors += 1
             log.warning("call=%s unreadable message from Plivo: %s", call_id, exc)

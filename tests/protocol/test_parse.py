@@ -20,7 +20,9 @@ from callflow.protocol import (
     Stop,
     UnknownEvent,
     _convert,
+    load_event,
     parse,
+    parse_loaded,
 )
 
 SID = "20170ada-f610-433b-8758-c02a2aab3662"
@@ -509,3 +511,45 @@ def test_media_frames_share_their_parsed_headers() -> None:
     a = parse_obj(media_msg() | {"extra_headers": "k=v"})
     b = parse_obj(media_msg() | {"extra_headers": "k=v"})
     assert a.extra_headers is b.extra_headers
+
+
+# --- in two halves: load_event, then parse_loaded ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "msg",
+    [
+        start_msg(),
+        dtmf_msg(),
+        {"event": "playedStream", "streamId": SID, "name": "n"},
+        {"event": "mystery", "x": 1},
+        *MEDIA_VARIANTS,
+    ],
+)
+def test_the_two_halves_are_parse(msg: dict[str, Any]) -> None:
+    text = json.dumps(msg)
+    try:
+        whole: object = parse(text)
+    except ProtocolError as exc:
+        whole = (exc.event, exc.field, exc.message, exc.raw)
+    tag, obj = load_event(text)
+    assert tag == msg["event"]
+    assert obj == msg
+    try:
+        halves: object = parse_loaded(tag, obj, text)
+    except ProtocolError as exc:
+        halves = (exc.event, exc.field, exc.message, exc.raw)
+    assert halves == whole
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [("not json", None), ("[1]", None), ('{"x":1}', "event"), ('{"event":5}', "event")],
+)
+def test_load_event_refuses_what_has_no_event_tag(text: str, field: str | None) -> None:
+    with pytest.raises(ProtocolError) as info:
+        load_event(text)
+    assert info.value.field == field
+    with pytest.raises(ProtocolError) as whole:
+        parse(text)
+    assert (whole.value.field, whole.value.message) == (field, info.value.message)

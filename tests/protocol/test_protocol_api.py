@@ -32,8 +32,10 @@ PUBLIC = {
     "UnknownEvent",
     "encode",
     "encode_event",
+    "load_event",
     "parse",
     "parse_command",
+    "parse_loaded",
     "play_audio_message",
     "play_audio_prefix",
 }

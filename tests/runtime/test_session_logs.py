@@ -55,18 +55,19 @@ async def test_a_failing_reader_ends_only_its_call_and_is_logged_once(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A defect in the reader's dispatch (simulated: ``parse`` raising on one message) ends
-    that call cleanly: ``run_call`` returns, the flow is cancelled, the stream is closed."""
+    """A defect in the reader's dispatch (simulated: the protocol raising a bare RuntimeError
+    on one message) ends that call cleanly: ``run_call`` returns, the flow is cancelled, the
+    stream is closed."""
     from callflow.runtime import _session
 
-    real_parse = _session.parse
+    real_parse_loaded = _session.parse_loaded
 
-    def parse(text: str) -> object:
-        if "explode" in text:
+    def parse_loaded(tag: str, obj: dict[str, object], text: str) -> object:
+        if tag == "explode":
             raise RuntimeError("dispatch defect")
-        return real_parse(text)
+        return real_parse_loaded(tag, obj, text)
 
-    monkeypatch.setattr(_session, "parse", parse)
+    monkeypatch.setattr(_session, "parse_loaded", parse_loaded)
     cancelled = trio.Event()
 
     @flow("/waits", format=Format.MULAW_8K)
@@ -104,3 +105,48 @@ def _start(call_id: str) -> str:
             "extra_headers": "{}",
         }
     )
+
+
+async def test_media_nobody_listens_to_is_counted_not_checked(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A media frame is only counted while nobody listens (its fields are not read); once
+    the flow listens, a malformed one is logged with the call id and the field."""
+    bad_media = json.dumps(
+        {
+            "event": "media",
+            "streamId": "s1",
+            "media": {"track": "inbound", "timestamp": "1", "chunk": True, "payload": "AAAA"},
+        }
+    )
+    counts: list[tuple[int, int]] = []
+
+    @flow("/listens", format=Format.MULAW_8K)
+    async def listens(call: Call) -> None:
+        await call.wait_dtmf()
+        counts.append((call.frames_received, call.protocol_errors))
+        async with call.listen():
+            await call.wait_dtmf()
+        counts.append((call.frames_received, call.protocol_errors))
+
+    plivo_side, server_side = memory_transport_pair()
+    dtmf = json.dumps(
+        {"event": "dtmf", "streamId": "s1", "dtmf": {"digit": "1", "track": "inbound"}}
+    )
+
+    async def plivo() -> None:
+        await plivo_side.send(_start("media-call"))
+        await plivo_side.send(bad_media)
+        await plivo_side.send(dtmf)
+        await trio.sleep(1)
+        await plivo_side.send(bad_media)
+        await plivo_side.send(dtmf)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(plivo)
+        with trio.fail_after(60):
+            await run_call(listens, server_side)
+    assert counts == [(1, 0), (2, 1)]
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "call=media-call" in warning
+    assert "media.chunk" in warning
