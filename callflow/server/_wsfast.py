@@ -423,9 +423,8 @@ class FastWebSocketTransport:
         proto = self._proto
         for frame in proto.events_received():
             self._on_frame(frame)  # type: ignore[arg-type]
-        out = proto.data_to_send()
-        if out:
-            self._queue(out)
+        self._queue(proto.data_to_send())
+        if self._out:
             with contextlib.suppress(TransportClosed):
                 await self._flush()
         # closed: the peer's close frame came, we failed the connection (1002/1007/1009: the
@@ -489,6 +488,8 @@ class FastWebSocketTransport:
                 self._wake(outcome.Value(False))
                 return
             quiet = self._receive_fast(data)
+            if not quiet and self._fast:  # only pongs to send: try here, without the task
+                quiet = self._send_replies_now()
             messages = self._messages
             while messages:
                 if dispatch(messages.popleft()):
@@ -501,6 +502,26 @@ class FastWebSocketTransport:
                 self._wake(outcome.Value(False))
         except Exception as exc:  # dispatch raised: the parked task raises it, not the loop
             self._wake(outcome.Error(exc))
+
+    def _send_replies_now(self) -> bool:
+        """Write what the protocol queued (pongs) straight to the socket, when no write is
+        under way; True when all of it went. What the socket did not take is queued for the
+        task's next flush."""
+        if self._writing or self._out:
+            return False
+        chunks = self._proto.data_to_send()
+        if not all(chunks):  # an EOF marker: closing is the task's business
+            self._queue(chunks)
+            return False
+        data = b"".join(chunks)
+        try:
+            sent = os.write(self._fd, data)
+        except OSError:  # full, or broken: the task's flush waits or reports it
+            sent = 0
+        if sent == len(data):
+            return True
+        self._queue([data[sent:]])
+        return False
 
     async def _receive(self) -> bytes:
         """The next bytes from the peer (``b""`` at EOF or on a reset)."""
