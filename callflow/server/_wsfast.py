@@ -132,7 +132,10 @@ class ReadLoop:
 
     def _watch(self, transport: FastWebSocketTransport) -> None:
         self._parked[transport._fd] = transport
-        self._epoll.register(transport._fd, select.EPOLLIN)
+        try:
+            self._epoll.register(transport._fd, select.EPOLLIN)
+        except FileExistsError:  # a descriptor number reused before the kernel dropped it
+            self._epoll.modify(transport._fd, select.EPOLLIN)
 
     def _unwatch(self, transport: FastWebSocketTransport) -> None:
         if self._parked.pop(transport._fd, None) is not None:
@@ -488,8 +491,6 @@ class FastWebSocketTransport:
                 self._wake(outcome.Value(False))
                 return
             quiet = self._receive_fast(data)
-            if not quiet and self._fast:  # only pongs to send: try here, without the task
-                quiet = self._send_replies_now()
             messages = self._messages
             while messages:
                 if dispatch(messages.popleft()):
@@ -497,7 +498,9 @@ class FastWebSocketTransport:
                         self._handoff = _PROTOCOL
                     self._wake(outcome.Value(True))
                     return
-            if not quiet:
+            # only pongs to send (still on the fast path): written here, after the frames
+            # that came before their pings, without waking the task if the socket takes them
+            if not quiet and not (self._fast and self._send_replies_now()):
                 self._handoff = _PROTOCOL
                 self._wake(outcome.Value(False))
         except Exception as exc:  # dispatch raised: the parked task raises it, not the loop
