@@ -79,13 +79,6 @@ SERVERS: dict[str, Server] = {
         "/ivr/stream",
         "ivr",
     ),
-    "callflow_gc_default": Server(
-        "callflow_gc_default",
-        "callflow serve, default gc thresholds",
-        (PY, "-m", "bench.servers.callflow_gc_default", "--port", "0"),
-        "/ivr/stream",
-        "ivr",
-    ),
     "sdk": Server(
         "sdk",
         "plivo-stream-sdk",

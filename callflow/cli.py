@@ -43,9 +43,6 @@ from callflow.server._app import DEFAULT_DRAIN_TIMEOUT
 
 log = logging.getLogger("callflow.cli")
 
-GC_THRESHOLDS = (50_000, 20, 100)
-"""``gc.set_threshold`` for ``callflow serve`` (CPython's default is 700, 10, 10): see _serve."""
-
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 LOG_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 DEFAULT_BASE = "http://127.0.0.1:8000"
@@ -280,11 +277,6 @@ def _serve(args: argparse.Namespace) -> int:
     # it out of the collector's reach, so a collection during a burst of new calls does not
     # pause every live call while it walks them (docs/performance.md, time to first audio).
     gc.freeze()
-    # Each media message leaves a few container objects behind for a moment (its JSON dicts),
-    # so at the default gen-0 threshold (700) the collector runs ~40 times a second at 300
-    # calls: 7 % of the server's CPU and half its p99 lag (docs/performance.md). Cycles are
-    # still collected, just in larger, rarer batches.
-    gc.set_threshold(*GC_THRESHOLDS)
     auth_token = os.environ.get("PLIVO_AUTH_TOKEN") or None
     rest = PlivoRest.from_env()
     if rest is None:

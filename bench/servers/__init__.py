@@ -10,8 +10,5 @@
 * :mod:`bench.servers.bare_trio_websocket`: the same ceiling for trio-websocket, the layer
   callflow's server used before ``_wsfast``.
 
-* :mod:`bench.servers.callflow_gc_default`: ``callflow serve bench/flows`` with CPython's
-  default collector thresholds, for the A/B of ``callflow.cli.GC_THRESHOLDS``.
-
 ``callflow serve bench/flows`` is the first column; it needs no script here.
 """
