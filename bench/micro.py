@@ -210,6 +210,21 @@ def encoded_once(calls: int = 50) -> dict[str, int]:
     return trio.run(_encoded_once, calls, clock=MockClock(autojump_threshold=0))
 
 
+def _media_message() -> str:
+    """One inbound media message as Plivo sends it: 20 ms of μ-law silence, 8 kHz."""
+    return encode_event(
+        Media(
+            sequence_number=1,
+            stream_id="s",
+            track="inbound",
+            timestamp_ms=1700000000000,
+            chunk=1,
+            payload=base64.b64encode(b"\xff" * 160).decode(),
+            extra_headers=ExtraHeaders.parse("{}"),
+        )
+    )
+
+
 def media_fast_path(scale: int) -> dict[str, float]:
     """µs per inbound media message through the call reader's dispatch function (private),
     with no listener (counted only) and with one ``listen()`` (parsed and decoded)."""
@@ -230,18 +245,7 @@ def media_fast_path(scale: int) -> dict[str, float]:
         )
         call = Call(info, server_side)
         dispatch, _ = _dispatcher(call)
-        payload = base64.b64encode(b"\xff" * 160).decode()
-        text = encode_event(
-            Media(
-                sequence_number=1,
-                stream_id="s",
-                track="inbound",
-                timestamp_ms=1700000000000,
-                chunk=1,
-                payload=payload,
-                extra_headers=ExtraHeaders.parse("{}"),
-            )
-        )
+        text = _media_message()
         results["no_listener_us"] = round(best_us(lambda: dispatch(text), 5000 * scale), 2)
         listener = call.listen(max_frames=10)
         results["one_listener_us"] = round(best_us(lambda: dispatch(text), 5000 * scale), 2)
@@ -261,17 +265,7 @@ def websocket_frames(scale: int) -> dict[str, float]:
 
     from callflow.server._wsfast import FastWebSocketTransport
 
-    text = encode_event(
-        Media(
-            sequence_number=1,
-            stream_id="s",
-            track="inbound",
-            timestamp_ms=1700000000000,
-            chunk=1,
-            payload=base64.b64encode(b"\xff" * 160).decode(),
-            extra_headers=ExtraHeaders.parse("{}"),
-        )
-    )
+    text = _media_message()
     results: dict[str, float] = {}
 
     async def accepted() -> FastWebSocketTransport:
