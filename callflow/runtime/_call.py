@@ -951,13 +951,19 @@ class Call:
         if self._ended is not None:
             raise CallEnded(self._ended.call_id, self._ended.reason)
 
+    @property
+    def _wants_media(self) -> bool:
+        """Whether anyone needs inbound audio now (a ``listen()``, or a speech VAD)."""
+        return bool(self._listeners or self._frame_watchers)
+
     def _on_media(self, payload: str, track: str) -> None:
-        """One inbound ``media`` frame: decoded and handed to listeners and watchers, only if
-        there are any. An undecodable ``media.payload`` (bad base64, or L16 of an odd number
-        of bytes) is counted in :attr:`protocol_errors` and logged with the call id, like any
-        unreadable message; the frame is skipped and the call goes on."""
-        if not (self._listeners or self._frame_watchers) or track != "inbound":
-            return  # nobody listens: no decoding
+        """One inbound ``media`` frame, handed over only while :attr:`_wants_media`: decoded
+        and given to listeners and watchers (the caller's track only). An undecodable
+        ``media.payload`` (bad base64, or L16 of an odd number of bytes) is counted in
+        :attr:`protocol_errors` and logged with the call id, like any unreadable message; the
+        frame is skipped and the call goes on."""
+        if track != "inbound":
+            return
         try:
             frame = decode(base64.b64decode(payload), self._format)
         except ValueError as exc:  # binascii.Error is a ValueError

@@ -321,7 +321,7 @@ def _dispatcher(call: Call) -> tuple[Callable[[str], bool], Callable[[], bool]]:
             tag, obj = load_event(text)
             if tag == "media":
                 call.frames_received += 1
-                if not (call._listeners or call._frame_watchers):
+                if not call._wants_media:
                     return False  # nobody listens: counted, not built, not decoded
             event = parse_loaded(tag, obj, text)
         except ProtocolError as exc:

@@ -12,7 +12,7 @@ import trio.testing
 from dslkit import CHUNK_S, LONG, PROMPT, RATE, make_flow, tone, voice
 
 from callflow import BargeIn, Call, Format, Playback, RuntimeConfig, VadSettings
-from callflow.protocol import ClearAudio, PlayAudio
+from callflow.protocol import ClearAudio, PlayAudio, Start, encode_event
 from callflow.runtime import (
     MemoryTransport,
     TransportClosed,
@@ -281,17 +281,15 @@ async def test_a_barge_in_waits_for_cleared_audio_only_so_long(
         got.append(await call.wait_dtmf())
 
     plivo, server = memory_transport_pair()
-    start = {
-        "event": "start",
-        "start": {
-            "callId": "c",
-            "streamId": "s",
-            "accountId": "a",
-            "tracks": ["inbound"],
-            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000},
-        },
-    }
-    await plivo.send(json.dumps(start))
+    start = Start(
+        call_id="c",
+        stream_id="s",
+        account_id="a",
+        tracks=("inbound",),
+        encoding="audio/x-mulaw",
+        sample_rate=8000,
+    )
+    await plivo.send(encode_event(start))
     config = RuntimeConfig(clear_timeout_s=1.5)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(functools.partial(run_call, make_flow(body), server, config=config))

@@ -11,6 +11,7 @@ import trio
 import trio.testing
 
 from callflow import Call, Format, flow
+from callflow.protocol import Start, encode_event
 from callflow.runtime import memory_transport_pair, run_call
 
 
@@ -91,19 +92,17 @@ async def test_a_failing_reader_ends_only_its_call_and_is_logged_once(
 
 
 def _start(call_id: str) -> str:
-    return json.dumps(
-        {
-            "event": "start",
-            "sequenceNumber": 0,
-            "start": {
-                "callId": call_id,
-                "streamId": "s1",
-                "accountId": "a1",
-                "tracks": ["inbound"],
-                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000},
-            },
-            "extra_headers": "{}",
-        }
+    """Plivo's ``start`` for a μ-law 8 kHz stream ``s1`` of ``call_id``."""
+    return encode_event(
+        Start(
+            sequence_number=0,
+            call_id=call_id,
+            stream_id="s1",
+            account_id="a1",
+            tracks=("inbound",),
+            encoding="audio/x-mulaw",
+            sample_rate=8000,
+        )
     )
 
 
