@@ -195,3 +195,24 @@ async def test_serve_on_a_busy_port_exits_1(flows_dir: Path) -> None:
     err = result.stderr.decode()
     assert f"callflow: error: cannot listen on 127.0.0.1:{port}" in err
     assert "Traceback" not in err
+
+
+def test_version_names_the_installed_distribution(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"callflow {version('callflow-plivo')}"
+
+
+@pytest.mark.parametrize("port", ["65536", "99999", "-1", "80a"])
+def test_serve_refuses_a_port_outside_0_to_65535(
+    flows_dir: Path, port: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", str(flows_dir), "--port", port])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--port" in err
+    assert port in err

@@ -1,0 +1,126 @@
+"""``callflow serve FOLDER``: the answer webhook, stream WebSocket and status callback on one port.
+
+``serve`` reads the Plivo auth token from ``PLIVO_AUTH_TOKEN``; without it, signatures are
+not checked (development). It prints the routes, the URLs to paste into Plivo, and then
+``listening on http://HOST:PORT`` (the real port with ``--port 0``), once. SIGINT or SIGTERM
+stops it gracefully: no new calls, live calls get ``--drain-timeout`` seconds, exit status 0.
+Exit status 1 when the port cannot be bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import gc
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import trio
+
+from callflow._flow import Flow
+from callflow._loader import load_flows
+from callflow.cli._common import add_folder, port_number, public_url, setup_logging
+from callflow.cli._inspect import route_lines
+from callflow.runtime import PlivoRest
+from callflow.server import ServerInfo, serve_flows
+from callflow.server._app import DEFAULT_DRAIN_TIMEOUT
+
+log = logging.getLogger("callflow.cli")
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``serve``."""
+    serve = commands.add_parser(
+        "serve",
+        help="serve the flows in FOLDER (answer webhook, stream WebSocket, status callback)",
+        description="Serve the flows in FOLDER on one HTTP + WebSocket port. The Plivo auth "
+        "token is read from PLIVO_AUTH_TOKEN; without it signatures are not checked.",
+    )
+    add_folder(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    serve.add_argument(
+        "--port", type=port_number, default=8000, help="TCP port 0-65535, 0 for any (8000)"
+    )
+    serve.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="https://host as Plivo reaches this server (e.g. your ngrok URL)",
+    )
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="log level (info)",
+    )
+    serve.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=DEFAULT_DRAIN_TIMEOUT,
+        metavar="SECONDS",
+        help=f"on SIGINT/SIGTERM, seconds live calls get to finish ({DEFAULT_DRAIN_TIMEOUT:.0f})",
+    )
+    serve.set_defaults(command_func=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level)
+    base_url = public_url(args.public_url)
+    flows = load_flows(args.folder)
+    # Everything imported so far (libraries, flows, prompts) lives for the whole process: move
+    # it out of the collector's reach, so a collection during a burst of new calls does not
+    # pause every live call while it walks them (docs/performance.md, time to first audio).
+    gc.freeze()
+    auth_token = os.environ.get("PLIVO_AUTH_TOKEN") or None
+    rest = PlivoRest.from_env()
+    if rest is None:
+        print(
+            "callflow: PLIVO_AUTH_ID/PLIVO_AUTH_TOKEN not both set: hangup() closes the stream "
+            "(the <Hangup/> after <Stream> ends the call); transfer() is unavailable",
+            file=sys.stderr,
+        )
+    run = functools.partial(
+        serve_flows,
+        flows,
+        host=args.host,
+        port=args.port,
+        public_url=base_url,
+        auth_token=auth_token,
+        drain_timeout=args.drain_timeout,
+        rest=rest,
+    )
+    failure = ""
+    try:
+        trio.run(_serve_until_signal, run, flows, args.drain_timeout)
+    except* OSError as group:
+        failure = "; ".join(str(exc) for exc in group.exceptions)
+    if failure:
+        print(
+            f"callflow: error: cannot listen on {args.host}:{args.port}: {failure}", file=sys.stderr
+        )
+        return 1
+    return 0
+
+
+async def _serve_until_signal(
+    run: functools.partial[Any], flows: Sequence[Flow], drain_timeout: float
+) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            info: ServerInfo = await nursery.start(run)
+            base = info.public_url or info.url
+            print(f"callflow: serving {len(flows)} flow(s)")
+            print("\n".join(route_lines(flows, base)))
+            if info.public_url is None:
+                print("  (Plivo needs a public URL: run a tunnel and pass --public-url https://…)")
+            print(f"listening on {info.url}", flush=True)
+            async for signum in signals:
+                log.info(
+                    "%s: stopping; live calls get up to %.0f s to finish",
+                    signal.Signals(signum).name,
+                    drain_timeout,
+                )
+                nursery.cancel_scope.cancel()
