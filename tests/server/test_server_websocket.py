@@ -30,7 +30,7 @@ from trio_websocket import ConnectionClosed, ConnectionRejected
 from callflow._flow import Flow
 from callflow.runtime import Transport
 from callflow.runtime import run_call as real_run_call
-from callflow.server import ServerInfo, _app, make_stream_token, serve_flows, signature_v3
+from callflow.server import ServerInfo, _app, _streams, make_stream_token, serve_flows, signature_v3
 
 ANSWER = {"CallUUID": "call-1", "From": "111", "To": "222", "Direction": "inbound", "Digits": "42"}
 
@@ -179,7 +179,7 @@ async def test_a_crashing_call_does_not_touch_the_server(
             raise RuntimeError("flow machinery exploded")
         await real_run_call(flow, transport, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(_app, "run_call", run_call)
+    monkeypatch.setattr(_streams, "run_call", run_call)
     info = await start_server()
     doomed = await answer(info, {**ANSWER, "CallUUID": "doomed"})
     async with plivo_socket(doomed) as ws:

@@ -1,0 +1,167 @@
+"""One TCP connection of the front: HTTP/1.1 requests read with h11, routed to the health,
+answer, status and machine-detection handlers, or handed to the stream WebSocket on an
+upgrade.
+
+Exception policy: every connection runs in its own task; anything one connection raises
+(other than cancellation) is logged and goes no further.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import h11
+import trio
+
+from callflow.server import _http
+from callflow.server._health import Health
+from callflow.server._http import HttpConnection, HttpError, Request
+from callflow.server._routes import Routes, header_dict, is_websocket_upgrade, peer
+from callflow.server._streams import Streams
+from callflow.server._webhooks import Webhooks
+
+log = logging.getLogger("callflow.server")
+
+
+class Front:
+    """Connection handling behind ``serve_flows``: one :meth:`handle_connection` per socket."""
+
+    def __init__(
+        self, routes: Routes, *, health: Health, webhooks: Webhooks, streams: Streams
+    ) -> None:
+        self.routes = routes
+        self.health = health
+        self.webhooks = webhooks
+        self.streams = streams
+        self._connections: set[trio.CancelScope] = set()
+        self._call_connections: set[trio.CancelScope] = set()
+
+    async def handle_connection(self, stream: trio.SocketStream) -> None:
+        """Serve one TCP connection: HTTP requests, or one WebSocket call after an upgrade."""
+        client = peer(stream)
+        with trio.CancelScope() as scope:
+            self._connections.add(scope)
+            conn = HttpConnection(stream, client)
+            try:
+                if await self._serve_http(conn, scope):
+                    await conn.linger()
+            except* trio.BrokenResourceError:
+                log.debug("connection from %s broken by the client", client)
+            except* Exception:
+                log.exception("connection from %s failed; closed", client)
+            finally:
+                self._connections.discard(scope)
+                self._call_connections.discard(scope)
+
+    def close_http(self) -> None:
+        """Cancel every connection that is not a live call (the drain's first step)."""
+        for scope in list(self._connections - self._call_connections):
+            scope.cancel()
+
+    async def _serve_http(self, conn: HttpConnection, scope: trio.CancelScope) -> bool:
+        """Serve requests until the connection ends. True when it should linger before it is
+        closed (an error response may have left request bytes unread); False when the client
+        has gone, or the connection went to a WebSocket."""
+        while True:
+            head: h11.Request | None = None
+            with trio.move_on_after(_http.HEAD_TIMEOUT):
+                try:
+                    head = await conn.read_head()
+                except h11.RemoteProtocolError as exc:
+                    status = exc.error_status_hint
+                    log.warning("http %d from %s: malformed request: %s", status, conn.client, exc)
+                    await conn.respond(status, f"{exc}\n".encode(), close=True)
+                    return True
+                if head is None:
+                    return False
+            if head is None:
+                if not conn.started:
+                    log.debug("idle connection from %s closed", conn.client)
+                    return False
+                log.warning(
+                    "http 408 from %s: request head incomplete after %.0f s",
+                    conn.client,
+                    _http.HEAD_TIMEOUT,
+                )
+                await conn.respond(408, b"request head too slow\n", close=True)
+                return True
+            if is_websocket_upgrade(head):
+
+                def became_call() -> None:
+                    scope.shield = True
+                    self._call_connections.add(scope)
+
+                return not await self.streams.serve_upgrade(conn, head, became_call)
+            if not await self._serve_request(conn, head) or not conn.next_cycle():
+                return True
+
+    async def _serve_request(self, conn: HttpConnection, head: h11.Request) -> bool:
+        """Answer one plain HTTP request; whether the connection may serve another."""
+        method = head.method.decode("ascii", "replace").upper()
+        target = head.target.decode("ascii", "replace")
+        path, _, query = target.partition("?")
+        try:
+            body = b""
+            with trio.move_on_after(_http.BODY_TIMEOUT) as body_scope:
+                body = await conn.read_body(head)
+            if body_scope.cancelled_caught:
+                raise HttpError(408, f"body incomplete after {_http.BODY_TIMEOUT:.0f} s")
+            kind, flow = self.routes.route(method, path)
+            request = Request(
+                method=method,
+                target=target,
+                path=path,
+                query=query,
+                headers=header_dict(head.headers),
+                body=body,
+                client=conn.client,
+            )
+            if kind == "health":
+                status, payload, content_type = self.health.respond(path)
+            elif kind == "answer":
+                assert flow is not None
+                status, payload, content_type = self.webhooks.answer(request, flow)
+            elif kind == "status":
+                assert flow is not None
+                status, payload, content_type = self.webhooks.status(request, flow)
+            elif kind == "machine":
+                assert flow is not None
+                status, payload, content_type = self.webhooks.machine(request, flow)
+            else:  # a stream path without an upgrade
+                raise HttpError(
+                    426, "this path takes a WebSocket upgrade", [("upgrade", "websocket")]
+                )
+        except HttpError as exc:
+            log.log(
+                logging.INFO if exc.status == 404 else logging.WARNING,
+                "http %d %s %s from %s: %s",
+                exc.status,
+                method,
+                path,
+                conn.client,
+                exc.reason,
+            )
+            close = not conn.request_complete
+            await conn.respond(
+                exc.status, f"{exc.reason}\n".encode(), headers=exc.headers, close=close
+            )
+            return not close
+        except h11.RemoteProtocolError as exc:
+            log.warning(
+                "http %d %s %s from %s: malformed request: %s",
+                exc.error_status_hint,
+                method,
+                path,
+                conn.client,
+                exc,
+            )
+            await conn.respond(exc.error_status_hint, f"{exc}\n".encode(), close=True)
+            return False
+        except trio.BrokenResourceError:
+            raise
+        except Exception:
+            log.exception("http 500 %s %s from %s: handler failed", method, path, conn.client)
+            await conn.respond(500, b"internal error\n", close=True)
+            return False
+        await conn.respond(status, payload, content_type=content_type)
+        return True

@@ -1,0 +1,108 @@
+"""The route table of :func:`~callflow.server.serve_flows`, and small helpers every front
+module shares (header dicts, call labels for log lines, the peer's address).
+
+Routes, for each flow (PROTOCOL.md §1)::
+
+    GET|POST  <flow.path>          answer webhook: Plivo's form params in, <Stream> XML out
+    WS        <flow.stream_path>   the stream WebSocket (Plivo is the client); the flow runs here
+    GET|POST  <flow.status_path>   stream status callbacks (PROTOCOL.md §6)
+    GET|POST  <flow.machine_path>  machine detection callbacks (``Machine=true``, seed 004)
+    GET       /healthz             {"status": "ok", "calls": N, "flows": [paths]}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+import h11
+import trio
+
+from callflow._flow import Flow
+from callflow.server._http import HttpError
+
+HEALTH_PATH = "/healthz"
+
+RouteKind = Literal["health", "answer", "stream", "status", "machine"]
+
+
+class Routes:
+    """Path → (kind, flow) for every flow's four paths and the health paths.
+
+    Raises:
+        ValueError: no flows, or two routes on one path (a flow on ``/healthz``…).
+    """
+
+    def __init__(self, flows: Sequence[Flow]) -> None:
+        if not flows:
+            raise ValueError("serve_flows needs at least one flow")
+        self.flows = list(flows)
+        self.table: dict[str, tuple[RouteKind, Flow | None]] = {HEALTH_PATH: ("health", None)}
+        for f in self.flows:
+            paths: tuple[tuple[RouteKind, str], ...] = (
+                ("answer", f.path),
+                ("stream", f.stream_path),
+                ("status", f.status_path),
+                ("machine", f.machine_path),
+            )
+            for kind, path in paths:
+                if path in self.table:
+                    other = self.table[path][1]
+                    owner = other.name if other is not None else "the health check"
+                    raise ValueError(f"path {path!r} of flow {f.name} is taken by {owner}")
+                self.table[path] = (kind, f)
+
+    def get(self, path: str) -> tuple[RouteKind, Flow | None] | None:
+        """The route at ``path``, or ``None``."""
+        return self.table.get(path)
+
+    def route(self, method: str, path: str) -> tuple[RouteKind, Flow | None]:
+        """The route a plain HTTP request goes to.
+
+        Raises:
+            HttpError: 404 for an unknown path, 405 for a method the route does not take.
+        """
+        route = self.table.get(path)
+        if route is None:
+            raise HttpError(404, "no flow or route at this path")
+        kind = route[0]
+        allowed = ("GET",) if kind in ("health", "stream") else ("GET", "POST")
+        if method not in allowed:
+            raise HttpError(405, f"{method} not allowed here", [("allow", ", ".join(allowed))])
+        return route
+
+
+def call_label(call_uuid: str | None) -> str:
+    """``call=<CallUUID>`` (or ``call=-``), how every log line about a call starts."""
+    return f"call={call_uuid or '-'}"
+
+
+def peer(stream: trio.abc.Stream) -> str:
+    """``host:port`` of a socket stream's peer, ``?`` when unknown."""
+    if isinstance(stream, trio.SocketStream):
+        try:
+            host, port, *_ = stream.socket.getpeername()
+        except OSError:
+            return "?"
+        return f"{host}:{port}"
+    return "?"
+
+
+def is_websocket_upgrade(head: h11.Request) -> bool:
+    """Whether ``head`` is a ``GET`` asking for ``Upgrade: websocket``."""
+    if head.method != b"GET":
+        return False
+    for name, value in head.headers:
+        if name == b"upgrade" and value.strip().lower() == b"websocket":
+            return True
+    return False
+
+
+def header_dict(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Header names lower-cased, values latin-1; a repeated header joined with ``", "``."""
+    headers: dict[str, str] = {}
+    for name, value in raw:
+        key = name.decode("ascii", "replace").lower()
+        text = value.decode("latin-1")
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    return headers

@@ -1,0 +1,213 @@
+"""The stream WebSocket: check the upgrade and its token, complete the handshake on the bytes
+h11 already read (:class:`~callflow.server._wsfast.FastWebSocketTransport`), and run the
+call's flow on it; the registry of live calls the drain waits for.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from urllib.parse import parse_qs
+
+import h11
+import trio
+
+from callflow._flow import Flow
+from callflow.runtime import LiveCalls, PlivoRest, run_call
+from callflow.server._http import HttpConnection
+from callflow.server._routes import Routes, call_label, header_dict
+from callflow.server._token import (
+    TOKEN_QUERY_KEY,
+    StreamToken,
+    StreamTokenError,
+    verify_stream_token,
+)
+from callflow.server._wsfast import FastWebSocketTransport, HandshakeFailed, ReadLoop
+
+log = logging.getLogger("callflow.server")
+
+MAX_MESSAGE_SIZE = 65536
+"""Largest WebSocket message accepted, in characters (Plivo's 64 KB limit, PROTOCOL.md §1).
+A bigger message closes that call's socket with code 1009."""
+
+HANDSHAKE_TIMEOUT = 10.0
+"""Seconds for the WebSocket opening handshake once the upgrade request has been read."""
+
+CLOSE_TIMEOUT = 5.0
+"""Seconds a call's socket waits for the peer's close frame."""
+
+
+class Streams:
+    """Upgrades on stream paths, and the calls running on them (one per server).
+
+    Attributes:
+        read_loop: reads every parked call's socket (Linux); set by ``serve_flows``.
+    """
+
+    def __init__(
+        self,
+        routes: Routes,
+        *,
+        auth_token: str | None,
+        live_calls: LiveCalls,
+        rest: PlivoRest | None,
+    ) -> None:
+        self.routes = routes
+        self.auth_token = auth_token or None
+        self.live_calls = live_calls
+        self.rest = rest
+        self.read_loop: ReadLoop | None = None
+        self._calls: dict[trio.CancelScope, str | None] = {}
+        self._calls_changed = trio.Event()
+
+    async def serve_upgrade(
+        self, conn: HttpConnection, head: h11.Request, became_call: Callable[[], None]
+    ) -> bool:
+        """Refuse the upgrade with an HTTP error (False) or serve the call on it (True).
+
+        ``became_call`` runs once the token checks out, before the handshake: from then on
+        the connection is a live call (the caller shields it from the server's cancellation;
+        only the drain deadline reaches it, through the call's own scope).
+        """
+        target = head.target.decode("ascii", "replace")
+        path, _, query = target.partition("?")
+        route = self.routes.get(path)
+        headers = header_dict(head.headers)
+        if route is None or route[0] != "stream" or route[1] is None:
+            log.warning("ws 404 %s from %s: no stream at this path", path, conn.client)
+            await conn.respond(404, b"no stream at this path\n", close=True)
+            return False
+        flow = route[1]
+        if headers.get("sec-websocket-version") != "13" or not headers.get("sec-websocket-key"):
+            log.warning("ws 400 %s from %s: not a WebSocket 13 handshake", path, conn.client)
+            await conn.respond(
+                400,
+                b"expected a WebSocket version 13 handshake\n",
+                close=True,
+                headers=[("sec-websocket-version", "13")],
+            )
+            return False
+        token = self._verify_token(query, path, conn)
+        if isinstance(token, str):
+            await conn.respond(403, f"stream token rejected: {token}\n".encode(), close=True)
+            return False
+        became_call()
+        call_scope = trio.CancelScope()
+        self._calls[call_scope] = token.call_uuid
+        try:
+            await self._run_websocket(conn, flow, token, call_scope)
+        finally:
+            del self._calls[call_scope]
+            self._calls_changed.set()
+            self._calls_changed = trio.Event()
+        return True
+
+    def _verify_token(self, query: str, path: str, conn: HttpConnection) -> StreamToken | str:
+        """The upgrade's verified token, or why it is refused (logged here)."""
+        values = parse_qs(query).get(TOKEN_QUERY_KEY)
+        try:
+            return verify_stream_token(
+                values[-1] if values else None,
+                path=path,
+                auth_token=self.auth_token,
+                now=time.time(),
+            )
+        except StreamTokenError as exc:
+            if self.auth_token is None and exc.reason == "missing":
+                log.info(
+                    "call=- ws %s from %s: no stream token (accepted: signatures are off)",
+                    path,
+                    conn.client,
+                )
+                return StreamToken(path=path, call_uuid=None, expires_at=0, params={}, signed=False)
+            log.warning(
+                "%s ws 403 %s from %s: stream token rejected: %s",
+                call_label(exc.call_uuid),
+                path,
+                conn.client,
+                exc.reason,
+            )
+            return exc.reason
+
+    async def _run_websocket(
+        self, conn: HttpConnection, flow: Flow, token: StreamToken, call_scope: trio.CancelScope
+    ) -> None:
+        """Complete the WebSocket handshake on the bytes h11 already read, then run the call.
+
+        The transport's close handshake runs shielded after ``call_scope``, so cancelling the
+        call (the drain deadline) still closes the socket cleanly.
+        """
+        call = call_label(token.call_uuid)
+        transport: FastWebSocketTransport | None = None
+        with trio.move_on_after(HANDSHAKE_TIMEOUT):
+            try:
+                transport = await FastWebSocketTransport.accept(
+                    conn.stream,
+                    conn.request_bytes,
+                    max_message_size=MAX_MESSAGE_SIZE,
+                    close_timeout=CLOSE_TIMEOUT,
+                    read_loop=self.read_loop,
+                    name=call,
+                )
+            except HandshakeFailed as exc:
+                log.warning("%s ws %s from %s: %s", call, flow.stream_path, conn.client, exc)
+                return
+        if transport is None:
+            log.warning(
+                "%s ws %s from %s: handshake not done in %.0f s",
+                call,
+                flow.stream_path,
+                conn.client,
+                HANDSHAKE_TIMEOUT,
+            )
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(conn.stream)
+            return
+        log.info(
+            "%s ws %s from %s: stream accepted for flow %s",
+            call,
+            flow.stream_path,
+            conn.client,
+            flow.name,
+        )
+        code, reason = 1000, "call ended"
+        try:
+            with call_scope:
+                await run_call(
+                    flow,
+                    transport,
+                    answer_params=dict(token.params),
+                    live_calls=self.live_calls,
+                    rest=self.rest,
+                )
+            if call_scope.cancelled_caught:
+                log.warning(
+                    "%s ws %s: ended by the server's drain deadline", call, flow.stream_path
+                )
+        except* Exception:
+            log.exception("%s run_call for flow %s raised; call closed", call, flow.name)
+            code, reason = 1011, "server error"
+        finally:
+            with trio.CancelScope(shield=True):
+                await transport.aclose(code, reason)
+        if transport.close_code == 1009:
+            log.warning(
+                "%s ws %s: message over %d bytes from Plivo; socket closed with 1009",
+                call,
+                flow.stream_path,
+                MAX_MESSAGE_SIZE,
+            )
+
+    async def drain(self, grace: float) -> None:
+        """Give live calls ``grace`` seconds to end on their own, then cancel them."""
+        if self._calls:
+            log.info("draining %d live call(s), up to %.0f s", len(self._calls), grace)
+            with trio.move_on_after(grace):
+                while self._calls:
+                    await self._calls_changed.wait()
+            for scope, call_uuid in list(self._calls.items()):
+                log.warning(
+                    "%s still live after %.0f s of drain; ending it", call_label(call_uuid), grace
+                )
+                scope.cancel()
