@@ -47,4 +47,6 @@ def bench(session: nox.Session) -> None:
     under bench/results/. ``nox -s bench -- --quick`` for a short run; see
     docs/performance.md."""
     session.install("-e", ".", "plivo-stream-sdk==0.1.1", "plivo>=4.50", "websockets>=14", "py-spy")
+    # the Node load generator and the bare Node ws server (bench/node/package-lock.json)
+    session.run("npm", "ci", "--prefix", "bench/node", "--no-audit", "--no-fund", external=True)
     session.run("python", "-m", "bench", *session.posargs)

@@ -48,6 +48,10 @@ LAG_LIMIT_MS = 20.0
 PACER_LIMIT_MS = 5.0
 """Above this p99 lateness (ms) of its own media pacer, the generator itself is the bottleneck."""
 
+GENERATOR_LIMIT = 0.85
+"""Above this share of its core, the generator itself may be the bottleneck: the run is
+flagged ``generator_bound``."""
+
 _LISTENING = re.compile(r"listening on http://([0-9.]+):([0-9]+)")
 
 
@@ -107,6 +111,13 @@ SERVERS: dict[str, Server] = {
         "/ivr/stream",
         "bare",
     ),
+    "node": Server(
+        "node",
+        "bare Node ws IVR",
+        ("node", "bench/node/ivr_server.mjs", "--port", "0", "--prompts", "bench/results/prompts"),
+        "/ivr/stream",
+        "ivr",
+    ),
     "wsfast": Server(
         "wsfast",
         "runtime on _wsfast, no HTTP routes",
@@ -115,7 +126,7 @@ SERVERS: dict[str, Server] = {
         "ivr",
     ),
 }
-DEFAULT_SERVERS = ("callflow", "sdk", "bare")
+DEFAULT_SERVERS = ("callflow", "sdk", "bare", "node")
 
 
 @attrs.define
@@ -138,6 +149,7 @@ class Settings:
     quiet_wait_s: float = 30.0
     max_tries: int = 2
     fixed_n: int | None = None
+    generator: str = "node"
     log: Any = None
 
 
@@ -206,9 +218,7 @@ def load_run(
     out = RESULTS / f".run-{server.key}.json"
     with _server(server, settings, log_path) as (pid, port):
         argv = [
-            PY,
-            "-m",
-            "bench.loadgen",
+            *_generator_argv(settings.generator),
             "--url",
             f"ws://127.0.0.1:{port}{server.path}",
             "--calls",
@@ -230,10 +240,15 @@ def load_run(
             "--out",
             str(out),
         ]
-        if settings.pin:
-            argv += ["--cpu", "1"]
         budget = 40 + n / ramp_rate + window_s + idle_tail_s
-        subprocess.run(argv, cwd=ROOT, check=True, timeout=budget, env=dict(os.environ))
+        subprocess.run(
+            argv,
+            cwd=ROOT,
+            check=True,
+            timeout=budget,
+            env=dict(os.environ),
+            preexec_fn=(lambda: _pin(1)) if settings.pin else None,
+        )
         result: dict[str, Any] = json.loads(out.read_text())
     out.unlink(missing_ok=True)
     result["held"], result["why"] = verdict(result)
@@ -241,8 +256,31 @@ def load_run(
     result["other_load"] = round(other, 3)
     result["disturbed"] = other > settings.max_other_load
     pacer = result["pacer_late_ms"]["p99"] or 0.0
-    result["generator_bound"] = pacer > PACER_LIMIT_MS
+    generator_cores = result.get("generator_cpu_window_s", 0.0) / max(result["window_s"], 1e-9)
+    result["generator_cores"] = round(generator_cores, 3)
+    result["generator_bound"] = pacer > PACER_LIMIT_MS or generator_cores > GENERATOR_LIMIT
     return result
+
+
+def _generator_argv(kind: str) -> list[str]:
+    """The load generator's command: ``node`` (bench/node/loadgen.mjs, the default: it holds
+    well past every server here) or ``python`` (:mod:`bench.loadgen`). Both take the same
+    options and write the same JSON."""
+    if kind == "node":
+        return ["node", str(ROOT / "bench" / "node" / "loadgen.mjs")]
+    return [PY, "-m", "bench.loadgen"]
+
+
+def write_prompts() -> Path:
+    """The bench flow's two prompts as raw μ-law files (``prompt0.ulaw``, ``prompt1.ulaw``)
+    under ``bench/results/prompts``, for the Node IVR server to play the same bytes."""
+    from bench.servers.sdk_ivr import PROMPTS
+
+    folder = RESULTS / "prompts"
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, data in enumerate(PROMPTS):
+        (folder / f"prompt{i}.ulaw").write_bytes(data)
+    return folder
 
 
 def verdict(r: dict[str, Any]) -> tuple[bool, str]:
@@ -494,6 +532,7 @@ RATIOS: tuple[tuple[str, str], ...] = (
     ("callflow", "sdk"),
     ("callflow", "bare"),
     ("callflow", "bare_trio_websocket"),
+    ("callflow", "node"),
     ("bare", "bare_task"),
 )
 """The ratio columns (a ÷ b), each shown when both servers were measured."""
@@ -630,6 +669,12 @@ def _parser() -> argparse.ArgumentParser:
         "--capacity", default="", help="skip the search: e.g. callflow=120,sdk=90,bare=190"
     )
     p.add_argument("--no-pin", action="store_true", help="do not pin server/generator to CPUs")
+    p.add_argument(
+        "--generator",
+        choices=["node", "python"],
+        default="node",
+        help="the load generator: node (default) or the Python one",
+    )
     p.add_argument("--no-micro", action="store_true", help="skip the micro-benchmarks")
     p.add_argument(
         "--no-target",
@@ -660,7 +705,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.runs is not None:
         settings.runs = args.runs
     settings.pin = not args.no_pin and len(os.sched_getaffinity(0)) >= 2
+    settings.generator = args.generator
     RESULTS.mkdir(parents=True, exist_ok=True)
+    write_prompts()
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     settings.log = open(RESULTS / f"bench-{stamp}.log", "w")  # noqa: SIM115
     began = time.monotonic()
@@ -743,6 +790,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     (RESULTS / "latest.json").write_text(path.read_text())
     _say(settings, "")
     _say(settings, text)
+    _say(settings, f"load generator: {settings.generator}")
+    for name in order:
+        runs = results[name]["capacity"]["runs"] + results[name]["fixed_runs"]
+        bound = [r["calls"] for r in runs if r.get("generator_bound")]
+        if bound:
+            _say(
+                settings,
+                f"  {name}: {len(bound)} of {len(runs)} runs GENERATOR-BOUND (at N={bound}): "
+                "their figures are the generator's, not the server's",
+            )
     for name, target in targets.items():
         fig = target["figures"]["median"]
         _say(
