@@ -152,10 +152,13 @@ def verify_stream_token(
 
     Raises:
         StreamTokenError: the token is missing, malformed, unsigned or wrongly signed (with an
-            auth token), expired, or written for another path; ``reason`` says which.
+            auth token), expired, or written for another path; ``reason`` says which. A
+            token that is not ASCII is ``malformed`` (checked before anything else).
     """
     if not token:
         raise StreamTokenError("missing")
+    if not token.isascii():  # base64url and its signature are ASCII; anything else is forged
+        raise StreamTokenError("malformed: not ASCII")
     payload, dot, signature = token.partition(".")
     if not dot or not payload:
         raise StreamTokenError("malformed: expected <payload>.<signature>")
