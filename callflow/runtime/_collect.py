@@ -34,12 +34,13 @@ log = logging.getLogger("callflow.call")
 T = TypeVar("T")
 
 
-def _nth(prompts: Any, attempt: int) -> Any:
-    """The prompt for ``attempt`` (0-based): a list escalates, its last entry repeating."""
+def _nth(prompts: Any, count: int) -> Any:
+    """Entry ``count`` (0-based) of an escalating list, its last entry repeating; a single
+    prompt is every entry."""
     if prompts is None or isinstance(prompts, Audio | str | bytes | bytearray | memoryview):
         return prompts
     if isinstance(prompts, Sequence):
-        return prompts[min(attempt, len(prompts) - 1)] if prompts else None
+        return prompts[min(count, len(prompts) - 1)] if prompts else None
     return prompts
 
 
@@ -88,13 +89,21 @@ async def gather(
 ) -> GatherResult:
     if retries < 1:
         raise ValueError(f"retries counts attempts (Plivo: at least 1), not {retries}")
+    # Re-prompts escalate per event, as VoiceXML's ``count``: the n-th NoInput plays entry n of
+    # ``no_input`` and the n-th Invalid entry n of ``invalid``, each counted on its own.
+    no_inputs = invalids = 0
     result: GatherResult = NoInput()
     for attempt in range(retries):
         result = await _gather_once(call, _nth(prompt, attempt), rules)
         log.debug("call=%s gather attempt %d: %r", call.call_id, attempt + 1, result)
         if isinstance(result, Digits) or attempt + 1 == retries:
             break
-        reprompt = _nth(no_input if isinstance(result, NoInput) else invalid, attempt)
+        if isinstance(result, NoInput):
+            reprompt = _nth(no_input, no_inputs)
+            no_inputs += 1
+        else:
+            reprompt = _nth(invalid, invalids)
+            invalids += 1
         if reprompt is not None:
             await call.say(reprompt, barge_in=rules.barge_in)
     return result
@@ -162,15 +171,17 @@ async def menu(
 
 
 async def _run_choice(call: Call, choice: Any) -> Any:
-    """A sub-flow (a ``Flow`` or an ``async def f(call)``) runs and its result is returned;
-    any other value is returned as it is."""
+    """A sub-flow runs and its result is returned: a ``Flow``, or any callable (an
+    ``async def f(call)``, a lambda, a ``functools.partial``) called with the call, its
+    result awaited when it is awaitable. A class, or any other value, is returned as it is."""
     from callflow._flow import Flow
 
     if isinstance(choice, Flow):
         return await choice.handler(call)
-    if inspect.iscoroutinefunction(choice):
-        handler: Callable[[Call], Awaitable[Any]] = choice
-        return await handler(call)
+    if callable(choice) and not isinstance(choice, type):
+        handler: Callable[[Call], Awaitable[Any] | Any] = choice
+        result = handler(call)
+        return await result if inspect.isawaitable(result) else result
     return choice
 
 

@@ -432,7 +432,7 @@ async def test_escalating_list_prompts(autojump_clock: trio.testing.MockClock) -
         await caller.hears(NO_INPUT)
         await caller.hears(PROMPT_2)
         await caller.press("B")
-        await caller.hears(INVALID_2)  # the second entry: this is after attempt 2
+        await caller.hears(INVALID)  # the first invalid: counted per event, not per attempt
         await caller.hears(PROMPT_2)  # the last entry repeats
         await caller.hears(NO_INPUT_2)
         await caller.hears(PROMPT_2)
@@ -450,7 +450,7 @@ async def test_escalating_list_prompts(autojump_clock: trio.testing.MockClock) -
         PROMPT.duration_s
         + NO_INPUT.duration_s
         + 3 * PROMPT_2.duration_s
-        + INVALID_2.duration_s
+        + INVALID.duration_s
         + NO_INPUT_2.duration_s
     )
     assert caller.heard_s == pytest.approx(heard)

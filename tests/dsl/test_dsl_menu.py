@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import trio
 import trio.testing
@@ -100,6 +102,47 @@ async def test_a_choice_may_be_a_flow(autojump_clock: trio.testing.MockClock) ->
     assert got == [None]  # a flow's handler returns None
 
 
+async def department(call: Call, name: str, prompt: object) -> str:
+    await call.say(prompt)  # type: ignore[arg-type]
+    return f"{name} done"
+
+
+@pytest.mark.parametrize(
+    "make_choice",
+    [
+        pytest.param(lambda: lambda call: department(call, "sales", SALES), id="lambda"),
+        pytest.param(
+            lambda: functools.partial(department, name="sales", prompt=SALES), id="partial"
+        ),
+    ],
+)
+async def test_a_callable_returning_an_awaitable_is_a_sub_flow(
+    autojump_clock: trio.testing.MockClock, make_choice: object
+) -> None:
+    got: list[object] = []
+    choice = make_choice()  # type: ignore[operator]
+
+    async def body(call: Call) -> None:
+        got.append(await call.menu(PROMPT, {"1": choice, "2": "support"}))
+        await call.say(GOODBYE)
+
+    async with FakePlivo(make_flow(body)) as caller:
+        await caller.hears(PROMPT)
+        await caller.press("1")
+        await caller.hears(SALES)
+        await caller.hears(GOODBYE)
+        await caller.hung_up()
+    assert got == ["sales done"]
+
+
+async def test_a_class_is_a_value_not_a_sub_flow(autojump_clock: trio.testing.MockClock) -> None:
+    class Sales:
+        pass
+
+    value, _ = await choose({"1": Sales, "2": "support"}, "1")
+    assert value is Sales
+
+
 async def test_counted_escalating_prompts(autojump_clock: trio.testing.MockClock) -> None:
     got: list[object] = []
 
@@ -122,7 +165,7 @@ async def test_counted_escalating_prompts(autojump_clock: trio.testing.MockClock
         assert trio.current_time() - began == pytest.approx(3.0 + NO_INPUT.duration_s)
         await caller.hears(PROMPT_2)  # attempt 2: a key with no choice
         await caller.press("7")
-        await caller.hears(INVALID_2)
+        await caller.hears(INVALID)  # the first invalid (VoiceXML counts per event)
         await caller.hears(PROMPT_3)  # attempt 3
         await caller.press("1")
         await caller.hung_up()
