@@ -1,0 +1,189 @@
+"""One task that reads every parked call's stream socket and dispatches its messages inline.
+
+:class:`ReadLoop` is the loop; :class:`ParkedReader` is the transport's half of it (parking
+the runtime's reader task, reading for it when the socket is ready, waking it when there is
+work only the task can do). Linux only (``select.epoll``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+from typing import Final
+
+import outcome
+import trio
+
+from callflow.runtime import Dispatch
+from callflow.server._wsframes import FrameCodec
+from callflow.server._wshandshake import RECEIVE_SIZE
+
+__all__ = ["PROTOCOL", "ParkedReader", "ReadLoop"]
+
+PROTOCOL: Final = object()
+"""``_handoff`` value: the protocol has events or replies queued for the task."""
+
+
+class ReadLoop:
+    """One task that reads the stream sockets of every call waiting for messages.
+
+    Each call's reader parks in ``FastWebSocketTransport.receive_until``; this loop waits
+    on one epoll set of all their sockets (level-triggered, registered once per park), reads
+    each ready socket, cuts its frames on the fast path and runs the call's dispatch function
+    inline. A media frame, 50 a second per call, then costs one read and one parse: no
+    per-socket wake-up, no task switch, no epoll registration (see docs/performance.md). The
+    call's task is woken only when its dispatch asks (a barge-in, the stream's stop) or the
+    read needs the WebSocket protocol (a ping, a close, another kind of frame).
+
+    At most ``batch`` ready sockets are read per scheduler pass, so one busy pass cannot hold
+    the others back for long. Linux only (``select.epoll``): see :meth:`available`.
+
+    Resource handling: run :meth:`run` in a nursery that outlives every transport given this
+    loop; when it stops, parked tasks are woken and go on reading for themselves.
+    """
+
+    def __init__(self, *, batch: int = 256) -> None:
+        self._epoll = select.epoll()
+        self._parked: dict[int, ParkedReader] = {}
+        self._batch = batch
+
+    @staticmethod
+    def available() -> bool:
+        """Whether this platform has epoll (Linux); elsewhere each call reads for itself."""
+        return hasattr(select, "epoll")
+
+    def __len__(self) -> int:
+        """The number of sockets being read for a parked task now."""
+        return len(self._parked)
+
+    async def run(self) -> None:
+        """Read for parked tasks until cancelled. Never raises for what one call does."""
+        epoll, parked, batch = self._epoll, self._parked, self._batch
+        try:
+            while True:
+                await trio.lowlevel.wait_readable(epoll.fileno())
+                for fd, _ in epoll.poll(0, batch):
+                    transport = parked.get(fd)
+                    if transport is not None:
+                        transport._on_readable()
+        finally:
+            for transport in list(parked.values()):
+                transport._read_loop = None
+                transport._wake(outcome.Value(False))
+            epoll.close()
+
+    def _watch(self, transport: ParkedReader) -> None:
+        self._parked[transport._fd] = transport
+        try:
+            self._epoll.register(transport._fd, select.EPOLLIN)
+        except FileExistsError:  # a descriptor number reused before the kernel dropped it
+            self._epoll.modify(transport._fd, select.EPOLLIN)
+
+    def _unwatch(self, transport: ParkedReader) -> None:
+        if self._parked.pop(transport._fd, None) is not None:
+            with contextlib.suppress(OSError, ValueError):  # the epoll set closed with the loop
+                self._epoll.unregister(transport._fd)
+
+
+class ParkedReader(FrameCodec):
+    """The read loop's side of a transport: while the runtime's reader task is parked in
+    ``receive_until``, the loop reads this socket and runs ``_dispatch`` inline; ``_handoff``
+    is work it leaves to the task (raw bytes, or :data:`PROTOCOL`: events and replies the
+    protocol has queued).
+
+    Base of :class:`~callflow.server._wsfast.FastWebSocketTransport`, which sets ``_fd`` (the
+    socket's descriptor, -1 when not a plain TCP socket), ``_read_loop``, ``_reading`` and
+    ``_writing``.
+    """
+
+    _fd: int
+    _read_loop: ReadLoop | None
+    _reading: bool
+    _writing: bool
+    _waiter: trio.lowlevel.Task | None
+    _dispatch: Dispatch | None
+    _handoff: bytes | object | None
+
+    async def _park(self, loop: ReadLoop, dispatch: Dispatch) -> bool:
+        """Let ``loop`` read and dispatch for this task until it wakes us: True when
+        ``dispatch`` asked for the task, False when there is work for it (``_handoff``) or
+        the loop stopped."""
+        self._dispatch = dispatch
+        self._waiter = trio.lowlevel.current_task()
+        self._reading = True
+        loop._watch(self)
+
+        def abort(_: trio.lowlevel.RaiseCancelT) -> trio.lowlevel.Abort:
+            self._unpark()
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        wanted: bool = await trio.lowlevel.wait_task_rescheduled(abort)
+        return wanted
+
+    def _unpark(self) -> trio.lowlevel.Task | None:
+        """Stop the read loop reading for us; the task that was parked, if any."""
+        task, self._waiter, self._dispatch = self._waiter, None, None
+        if task is not None:
+            self._reading = False
+            if self._read_loop is not None:
+                self._read_loop._unwatch(self)
+        return task
+
+    def _wake(self, result: outcome.Outcome[bool]) -> None:
+        task = self._unpark()
+        if task is not None:
+            trio.lowlevel.reschedule(task, result)
+
+    def _on_readable(self) -> None:
+        """Called by the read loop when the socket is readable and our task is parked: read
+        once, and dispatch inline what the fast path parsed (see :meth:`receive_until`)."""
+        dispatch = self._dispatch
+        if dispatch is None:
+            return
+        try:
+            try:
+                data = os.read(self._fd, RECEIVE_SIZE)
+            except BlockingIOError:
+                return
+            except OSError:  # reset by the peer, or closed under us
+                data = b""
+            if not data or not self._fast:
+                self._handoff = data
+                self._wake(outcome.Value(False))
+                return
+            quiet = self._receive_fast(data)
+            messages = self._messages
+            while messages:
+                if dispatch(messages.popleft()):
+                    if not quiet:
+                        self._handoff = PROTOCOL
+                    self._wake(outcome.Value(True))
+                    return
+            # only pongs to send (still on the fast path): written here, after the frames
+            # that came before their pings, without waking the task if the socket takes them
+            if not quiet and not (self._fast and self._send_replies_now()):
+                self._handoff = PROTOCOL
+                self._wake(outcome.Value(False))
+        except Exception as exc:  # dispatch raised: the parked task raises it, not the loop
+            self._wake(outcome.Error(exc))
+
+    def _send_replies_now(self) -> bool:
+        """Write what the protocol queued (pongs) straight to the socket, when no write is
+        under way; True when all of it went. What the socket did not take is queued for the
+        task's next flush."""
+        if self._writing or self._out:
+            return False
+        chunks = self._proto.data_to_send()
+        if not all(chunks):  # an EOF marker: closing is the task's business
+            self._queue(chunks)
+            return False
+        data = b"".join(chunks)
+        try:
+            sent = os.write(self._fd, data)
+        except OSError:  # full, or broken: the task's flush waits or reports it
+            sent = 0
+        if sent == len(data):
+            return True
+        self._queue([data[sent:]])
+        return False
