@@ -275,7 +275,7 @@ async def test_returning_flow_lets_played_audio_finish(
 
 def count_decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Count the runtime's decodes of inbound media (``Call._on_media``'s ``decode``)."""
-    import callflow.runtime._call as call_module
+    import callflow.runtime._inbound as call_module
 
     count = [0]
     real = call_module.decode

@@ -1,0 +1,169 @@
+"""What Plivo sends a call, as the flow takes it: keys (type-ahead), the caller's audio,
+status callbacks and machine detection. The reader's dispatch (``_session.py``) calls the
+``_on_*`` handlers inline; they never block."""
+
+from __future__ import annotations
+
+import base64
+import collections
+import contextlib
+import logging
+
+import trio
+
+from callflow.audio import decode
+from callflow.protocol import ProtocolError
+from callflow.runtime._config import CallInfo, RuntimeConfig, StatusEvent
+from callflow.runtime._listen import InboundAudio
+from callflow.runtime._results import MachineDetection
+from callflow.runtime._state import CallState
+
+log = logging.getLogger("callflow.call")
+
+
+class Inbound(CallState):
+    """The inbound part of a :class:`~callflow.runtime.Call` (module docstring)."""
+
+    def __init__(self, info: CallInfo, config: RuntimeConfig | None) -> None:
+        super().__init__(info, config)
+        self._machine: MachineDetection | None = None
+        self._machine_arrived = trio.Event()
+        self._dtmf: collections.deque[str] = collections.deque()
+        self._dtmf_arrived = trio.Event()
+        self._listeners: set[InboundAudio] = set()
+        self._status: collections.deque[StatusEvent] = collections.deque(maxlen=256)
+        self._status_arrived = trio.Event()
+        self.frames_received = 0
+        """Inbound media frames seen (decoded or not)."""
+        self.protocol_errors = 0
+        """Messages from Plivo that could not be read (each was logged)."""
+
+    async def wait_dtmf(self) -> str:
+        """The next key the caller pressed: one of ``0-9 * # A-D``.
+
+        Keys pressed earlier are kept in order (type-ahead), so none is lost between calls.
+
+        Raises:
+            CallEnded: the call is over and no key is left.
+        """
+        while not self._dtmf:
+            self._raise_if_ended()
+            self._dtmf_arrived = trio.Event()
+            await self._dtmf_arrived.wait()
+        return self._dtmf.popleft()
+
+    def pending_dtmf(self) -> str:
+        """The type-ahead keys not yet taken, oldest first (they stay pending)."""
+        return "".join(self._dtmf)
+
+    def flush_dtmf(self) -> str:
+        """Discard the type-ahead keys; return them, oldest first."""
+        keys = "".join(self._dtmf)
+        self._dtmf.clear()
+        return keys
+
+    def listen(self, *, max_frames: int = 250) -> InboundAudio:
+        """The caller's audio from now on, as frames of int16 PCM at the stream's rate.
+
+        ``max_frames`` bounds the buffer (250 frames = 5 s); a slow consumer loses the oldest
+        frames (counted in ``InboundAudio.dropped``). Use as ``async with call.listen() as
+        frames: async for frame in frames: …``.
+        """
+        listener = InboundAudio(self, max_frames)
+        self._listeners.add(listener)
+        return listener
+
+    async def wait_status(self, event: str | None = None) -> StatusEvent:
+        """The next status callback for this call (PROTOCOL.md §6), optionally of one ``event``.
+
+        Callbacks that arrived before the call waited are kept (up to 256).
+
+        Raises:
+            CallEnded: the call is over.
+        """
+        while True:
+            for index, status in enumerate(self._status):
+                if event is None or status.event == event:
+                    del self._status[index]
+                    return status
+            self._raise_if_ended()
+            self._status_arrived = trio.Event()
+            await self._status_arrived.wait()
+
+    async def wait_machine(self) -> MachineDetection:
+        """Return when Plivo's machine detection reports an answering machine for this call
+        (``Machine=true`` POSTed to the flow's ``<path>/machine``; seed ``004_…``), so the
+        flow can switch to leaving a voicemail. Bound it with ``trio.move_on_after``.
+
+        Raises:
+            CallEnded: the call is over.
+        """
+        while self._machine is None:
+            self._raise_if_ended()
+            self._machine_arrived = trio.Event()
+            await self._machine_arrived.wait()
+        return self._machine
+
+    def _take_key(self, digit: str) -> None:
+        """Consume the oldest pending ``digit`` (a key that ended a recording)."""
+        with contextlib.suppress(ValueError):
+            self._dtmf.remove(digit)
+
+    @property
+    def _wants_media(self) -> bool:
+        """Whether anyone needs inbound audio now (a ``listen()``, or a speech VAD)."""
+        return bool(self._listeners or self._frame_watchers)
+
+    def _on_media(self, payload: str, track: str) -> None:
+        """One inbound ``media`` frame, handed over only while :attr:`_wants_media`: decoded
+        and given to listeners and watchers (the caller's track only). An undecodable
+        ``media.payload`` (bad base64, or L16 of an odd number of bytes) is counted in
+        :attr:`protocol_errors` and logged with the call id, like any unreadable message; the
+        frame is skipped and the call goes on."""
+        if track != "inbound":
+            return
+        try:
+            frame = decode(base64.b64decode(payload), self._format)
+        except ValueError as exc:  # binascii.Error is a ValueError
+            self.protocol_errors += 1
+            error = ProtocolError(
+                f"payload is not {self._format.content_type} audio in base64 ({exc})",
+                event="media",
+                field="media.payload",
+            )
+            log.warning("call=%s unreadable message from Plivo: %s", self.call_id, error)
+            return
+        for listener in self._listeners:
+            listener._push(frame)
+        for watcher in list(self._frame_watchers):
+            watcher(frame)
+
+    def _on_dtmf(self, digit: str) -> None:
+        if len(self._dtmf) >= self._config.dtmf_buffer:
+            # The key itself is not logged: it may belong to a PIN a later
+            # ``gather(sensitive=True)`` would have kept out of every log line.
+            self._dtmf.popleft()
+            log.warning(
+                "call=%s type-ahead buffer full (%d keys); dropped the oldest key",
+                self.call_id,
+                self._config.dtmf_buffer,
+            )
+        self._dtmf.append(digit)
+        self._dtmf_arrived.set()
+        for watcher in list(self._key_watchers):
+            watcher(digit)
+
+    def _on_machine(self, detection: MachineDetection) -> None:
+        self._machine = detection
+        self._machine_arrived.set()
+
+    def _on_status(self, status: StatusEvent) -> None:
+        self._status.append(status)
+        self._status_arrived.set()
+
+    def _on_end(self) -> None:
+        for event in (self._dtmf_arrived, self._status_arrived, self._machine_arrived):
+            event.set()
+        for listener in list(self._listeners):
+            listener._wake()
+        super()._on_end()

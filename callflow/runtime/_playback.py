@@ -1,0 +1,334 @@
+"""The playback engine of a call: ``play``, ``say`` (with barge-in), ``checkpoint`` and ``clear``.
+
+Audio goes out as cached base64 ``playAudio`` payloads, never more than
+``RuntimeConfig.max_lead_s`` ahead of what Plivo's checkpoint acks confirm played (the
+:class:`~callflow.runtime._ledger.Ledger` keeps count); ``playedStream`` and
+``clearedAudio`` from the reader resolve the waiters (PROTOCOL.md §2, §3).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+from collections.abc import Callable, Sequence
+from contextlib import aclosing
+
+import numpy as np
+import numpy.typing as npt
+import trio
+
+from callflow.audio import Audio
+from callflow.protocol import Checkpoint, ClearAudio, encode, play_audio_message, play_audio_prefix
+from callflow.runtime._config import CallInfo, Playback, RuntimeConfig
+from callflow.runtime._errors import CallEnded
+from callflow.runtime._ledger import Ledger, Mark
+from callflow.runtime._results import BargeIn
+from callflow.runtime._sources import AudioSource, b64_len
+from callflow.runtime._sources import payloads as source_payloads
+from callflow.runtime._state import CallState
+from callflow.runtime._vad import Vad
+
+log = logging.getLogger("callflow.call")
+
+
+class Player(CallState):
+    """The playback part of a :class:`~callflow.runtime.Call` (module docstring)."""
+
+    def __init__(self, info: CallInfo, config: RuntimeConfig | None) -> None:
+        super().__init__(info, config)
+        self._prefix = play_audio_prefix(info.stream_id, info.format)
+        self._names = itertools.count(1)
+        self._used_names: set[str] = set()
+        self._ledger = Ledger()
+        self._mark_waiters: dict[str, trio.Event] = {}
+        self._mark_results: dict[str, bool] = {}
+        self._progress = trio.Event()  # set on every ack/clear; replaced after
+        self._clear_done = trio.Event()
+        self._clear_epoch = 0
+        self._latest_clear = self._clear_done
+        self._barge_in_pending = False
+        self._heard_at_clear = 0.0
+
+    @property
+    def queued_s(self) -> float:
+        """Upper bound, in seconds, of the audio queued at Plivo and not yet confirmed played."""
+        return self._ledger.queued_s
+
+    async def play(self, source: AudioSource) -> float:
+        """Queue ``source`` for playback and return once it is sent, not heard.
+
+        Never queues more than ``RuntimeConfig.max_lead_s`` seconds beyond what Plivo has
+        confirmed played: a long source is sent as playback progresses.
+
+        Returns:
+            The seconds of audio queued.
+
+        Raises:
+            CallEnded: the call is over.
+            ValueError: raw bytes that are not whole samples of the stream's format.
+            callflow.audio.AudioError: a WAV file that cannot be read.
+        """
+        start = self._ledger.sent_s
+        async with aclosing(source_payloads(source, self._format)) as payloads:
+            async for payload in payloads:
+                await self._send_audio(payload)
+        return self._ledger.sent_s - start
+
+    async def say(self, source: AudioSource, *, barge_in: bool | str | BargeIn = False) -> Playback:
+        """Play ``source`` and return once the caller has heard all of it, or it was stopped.
+
+        Sends the audio as ``playAudio`` messages with a checkpoint after each chunk and
+        returns when Plivo acks the last one (``playedStream``, PROTOCOL.md §3).
+
+        Barge-in: with ``barge_in`` (``True`` = any key, ``"12#"`` = those keys,
+        ``"speech"``, or a :class:`BargeIn`), a trigger that arrives while the prompt plays
+        stops it at once: callflow sends ``clearAudio``, waits (bounded) for
+        ``clearedAudio``, and returns ``completed=False`` with ``interrupted_by`` set to the
+        key or ``"speech"``. The key is not consumed: the next ``gather``/``wait_dtmf`` sees it.
+        Keys pressed before this ``say`` began do not interrupt it.
+
+        If the flow's own cancel scope ends the ``say`` (``trio.move_on_after`` around it), the
+        queued audio is cleared the same way before the cancellation goes on; if another task
+        calls ``clear()``, this returns ``completed=False, interrupted_by="cleared"``.
+
+        Returns:
+            A :class:`Playback`: ``completed``, ``duration_s``, ``heard_s`` (to within one
+            chunk, from checkpoint acks and the real-time playback rate), ``interrupted_by``.
+
+        Raises:
+            CallEnded: the call is over.
+        """
+        trigger = BargeIn.of(barge_in)
+        epoch = self._clear_epoch
+        start = self._ledger.sent_s
+        interrupted_by: str | None = None
+        heard_at = 0.0
+        completed = False
+        unwatch = None
+        try:
+            with trio.CancelScope() as scope:
+
+                def interrupt(cause: str) -> None:
+                    nonlocal interrupted_by, heard_at
+                    if interrupted_by is None:
+                        interrupted_by = cause
+                        heard_at = self._ledger.heard_position(trio.current_time())
+                        scope.cancel()
+                        if self._clear_epoch == epoch and self._ledger.queued_s > 0:
+                            self._barge_in_pending = True  # the reader sends clearAudio next
+
+                if trigger is not None:
+                    unwatch = self._watch(trigger, interrupt)
+                last: str | None = None
+                async with aclosing(source_payloads(source, self._format)) as payloads:
+                    async for payload in payloads:
+                        if not await self._send_audio(payload, mark=False, epoch=epoch):
+                            break
+                        last = await self._send_mark()
+                completed = (last is None or await self._wait_mark(last)) and (
+                    self._clear_epoch == epoch
+                )
+        except trio.Cancelled:
+            await self._clear_on_cancel(epoch)
+            raise
+        finally:
+            if unwatch is not None:
+                unwatch()
+        end = self._ledger.sent_s
+        duration = source.duration_s if isinstance(source, Audio) else end - start
+        if completed:
+            return Playback(True, duration, end - start)
+        if interrupted_by is not None:
+            if self._clear_epoch != epoch:  # the reader already sent clearAudio
+                await self._wait_cleared(self._latest_clear)
+            elif self._ledger.queued_s > 0:
+                await self.clear()
+        else:
+            interrupted_by = "cleared"
+            heard_at = self._heard_at_clear
+        return Playback(False, duration, max(0.0, min(end, heard_at) - start), interrupted_by)
+
+    async def _clear_on_cancel(self, epoch: int) -> None:
+        """The flow cancelled a ``say``: leave nothing of it playing (shielded, bounded)."""
+        if self.ended or self._clear_epoch != epoch or self._ledger.queued_s <= 0:
+            return
+        with (
+            trio.CancelScope(shield=True),
+            trio.move_on_after(self._config.clear_timeout_s),
+            contextlib.suppress(CallEnded),
+        ):
+            await self.clear()
+
+    def _watch(self, trigger: BargeIn, interrupt: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``interrupt(cause)`` from the reader when ``trigger`` fires; returns the undo."""
+
+        def on_key(digit: str) -> None:
+            if trigger.matches_key(digit):
+                interrupt(digit)
+
+        vad_settings = trigger.vad
+        vad = Vad(vad_settings) if vad_settings is not None else None
+
+        def on_frame(frame: npt.NDArray[np.int16]) -> None:
+            assert vad is not None
+            if vad.push(frame, self._format.sample_rate) == "start":
+                interrupt("speech")
+
+        if trigger.keys:
+            self._key_watchers.append(on_key)
+        if vad is not None:
+            self._frame_watchers.append(on_frame)
+
+        def unwatch() -> None:
+            if on_key in self._key_watchers:
+                self._key_watchers.remove(on_key)
+            if on_frame in self._frame_watchers:
+                self._frame_watchers.remove(on_frame)
+
+        return unwatch
+
+    async def checkpoint(self, name: str | None = None) -> bool:
+        """Wait until everything queued so far has played.
+
+        Sends ``{"event":"checkpoint","streamId":…,"name":…}`` and waits for Plivo's
+        ``playedStream`` with that name (PROTOCOL.md §3).
+
+        Args:
+            name: the checkpoint's name; unique per stream. ``None`` picks one.
+
+        Returns:
+            True when played; False when the audio before it was cleared (Plivo never acks a
+            cleared checkpoint, PROTOCOL.md §2).
+
+        Raises:
+            ValueError: ``name`` was used before on this stream.
+            CallEnded: the call is over.
+        """
+        if name is not None and name in self._used_names:
+            raise ValueError(f"checkpoint name {name!r} already used on this stream")
+        return await self._wait_mark(await self._send_mark(name))
+
+    async def clear(self) -> None:
+        """Stop playback now: Plivo drops every queued chunk (barge-in).
+
+        Sends ``clearAudio`` and waits for ``clearedAudio`` (PROTOCOL.md §3), at most
+        ``RuntimeConfig.clear_timeout_s`` seconds (then logs and goes on). Pending
+        ``say``/``checkpoint`` calls return as not played.
+
+        Raises:
+            CallEnded: the call is over.
+        """
+        await self._wait_cleared(await self._send_clear())
+
+    async def _send_clear(self) -> trio.Event:
+        """Send ``clearAudio``; return the event ``clearedAudio`` will set. Everything before
+        the first ``await`` happens at once, so a ``say`` resuming later already sees it."""
+        self._clear_epoch += 1
+        self._barge_in_pending = False  # any clearAudio answers a barge-in waiting for one
+        self._heard_at_clear = self._ledger.heard_position(trio.current_time())
+        done = self._latest_clear = self._clear_done
+        self._ledger.clear_sent()
+        await self._write(encode(ClearAudio(stream_id=self.info.stream_id)))
+        return done
+
+    async def _barge_in_clear(self) -> None:
+        """Called by the reader right after the event that triggered a barge-in: send
+        ``clearAudio`` from the reader itself, as soon as it runs, not when the interrupted
+        ``say`` next runs (whichever of the two runs first sends it; the other sees it sent)."""
+        if not self._barge_in_pending:
+            return
+        self._barge_in_pending = False
+        if self._ended is None:
+            with contextlib.suppress(CallEnded):
+                await self._send_clear()
+
+    async def _wait_cleared(self, done: trio.Event) -> None:
+        with trio.move_on_after(self._config.clear_timeout_s) as scope:
+            while not done.is_set():
+                self._raise_if_ended()
+                await done.wait()
+        if scope.cancelled_caught:
+            log.warning(
+                "call=%s no clearedAudio within %.1f s; treating the queue as cleared",
+                self.call_id,
+                self._config.clear_timeout_s,
+            )
+            self._on_cleared()
+
+    async def _send_audio(
+        self, payload: str, *, mark: bool = True, epoch: int | None = None
+    ) -> bool:
+        """Send one payload once the lead allows; False (nothing sent) if a clear happened
+        since ``epoch``."""
+        seconds = b64_len(payload) / self._format.bytes_per_second
+        await self._wait_for_room(seconds)
+        if epoch is not None and epoch != self._clear_epoch:
+            return False
+        await self._write(play_audio_message(self._prefix, payload))
+        self._ledger.audio_sent(seconds, trio.current_time())
+        if mark and self._ledger.unmarked_s >= self._config.mark_interval_s:
+            await self._send_mark()
+        return True
+
+    async def _wait_for_room(self, seconds: float) -> None:
+        """Wait until sending ``seconds`` more keeps the queue within ``max_lead_s``."""
+        ledger = self._ledger
+        while ledger.queued_s > 0 and ledger.queued_s + seconds > self._config.max_lead_s:
+            if ledger.unmarked_s > 0 and ledger.marks_pending == 0:
+                await self._send_mark()
+            self._raise_if_ended()
+            await self._progress.wait()
+
+    async def _send_mark(self, name: str | None = None) -> str:
+        if name is None:
+            name = f"cf{next(self._names)}"
+            while name in self._used_names:
+                name = f"cf{next(self._names)}"
+        self._used_names.add(name)
+        self._mark_waiters[name] = trio.Event()
+        self._ledger.mark(name)
+        await self._write(encode(Checkpoint(stream_id=self.info.stream_id, name=name)))
+        return name
+
+    async def _wait_mark(self, name: str) -> bool:
+        event = self._mark_waiters.get(name)
+        while event is not None and not event.is_set():
+            self._raise_if_ended()
+            await event.wait()
+        self._mark_waiters.pop(name, None)
+        if name not in self._mark_results:  # woken by the end of the call, not by Plivo
+            self._raise_if_ended()
+        return self._mark_results.pop(name, False)
+
+    def _on_played(self, name: str) -> None:
+        marks = self._ledger.played(name, trio.current_time())
+        if marks is None:
+            log.debug(
+                "call=%s playedStream for unknown or cleared checkpoint %r", self.call_id, name
+            )
+            return
+        self._resolve(marks, played=True)
+
+    def _on_cleared(self) -> None:
+        self._resolve(self._ledger.cleared(), played=False)
+        self._clear_done.set()
+        self._clear_done = trio.Event()
+
+    def _resolve(self, marks: Sequence[Mark], *, played: bool) -> None:
+        for mark in marks:
+            event = self._mark_waiters.get(mark.name)
+            if event is not None:
+                self._mark_results[mark.name] = played
+                event.set()
+        self._progress.set()
+        self._progress = trio.Event()
+
+    def _on_end(self) -> None:
+        for mark in self._ledger.drop_all():  # woken without a result: they raise CallEnded
+            event = self._mark_waiters.get(mark.name)
+            if event is not None:
+                event.set()
+        self._progress.set()
+        self._clear_done.set()
+        super()._on_end()

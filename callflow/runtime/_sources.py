@@ -1,0 +1,99 @@
+"""What ``say``/``play`` accept (:data:`AudioSource`), turned into ``playAudio`` payloads: base64
+strings of whole samples in the stream's format, each at most one chunk
+(``callflow.audio.chunk_payloads``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncGenerator, AsyncIterable
+from pathlib import Path
+
+import attrs
+
+from callflow.audio import Audio, chunk_payloads
+from callflow.protocol import Format
+
+AudioSource = Audio | str | os.PathLike[str] | bytes | AsyncIterable[Audio | bytes]
+"""What ``say``/``play`` accept: an :class:`Audio`, a WAV file path, raw bytes already in the
+stream's wire format, or an async iterable of ``Audio``/raw-bytes chunks (a streaming TTS).
+An async iterable is read as its chunks arrive, and its iterator is closed (``aclose``) when
+the ``say``/``play`` ends, finished or stopped early."""
+
+
+def b64_len(payload: str) -> int:
+    """Raw bytes in a base64 string (no decoding)."""
+    return len(payload) // 4 * 3 - (payload[-2:].count("=") if payload else 0)
+
+
+async def payloads(source: AudioSource, fmt: Format) -> AsyncGenerator[str, None]:
+    """The base64 ``playAudio`` payloads of ``source`` in ``fmt``, in order.
+
+    Raises:
+        ValueError: raw bytes that are not whole samples of ``fmt``.
+        TypeError: a ``source`` of another type.
+        callflow.audio.AudioError: a WAV file that cannot be read.
+    """
+    if isinstance(source, Audio):
+        for payload in source.payloads(fmt):
+            yield payload
+    elif isinstance(source, bytes | bytearray | memoryview):
+        for payload in raw_payloads(bytes(source), fmt):
+            yield payload
+    elif isinstance(source, str | os.PathLike):
+        for payload in load_wav(Path(source)).payloads(fmt):
+            yield payload
+    elif isinstance(source, AsyncIterable):
+        # A say that stops early (barge-in, clear, cancel) never resumes the source, so
+        # its iterator is closed here rather than left suspended for the garbage
+        # collector to finalize at some odd later moment (an async generator's
+        # ``finally`` would then run outside the call).
+        chunks = aiter(source)
+        try:
+            async for chunk in chunks:
+                if isinstance(chunk, Audio):
+                    for payload in chunk.payloads(fmt):
+                        yield payload
+                else:
+                    for payload in raw_payloads(bytes(chunk), fmt):
+                        yield payload
+        finally:
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()
+    else:
+        raise TypeError(f"cannot play {type(source).__name__}: {AudioSource}")
+
+
+def raw_payloads(raw: bytes, fmt: Format) -> tuple[str, ...]:
+    """``raw`` wire bytes as payloads.
+
+    Raises:
+        ValueError: not a whole number of ``fmt``'s samples.
+    """
+    if len(raw) % fmt.sample_width:
+        raise ValueError(f"{len(raw)} bytes is not a whole number of {fmt.content_type} samples")
+    return chunk_payloads(raw, fmt)
+
+
+@attrs.frozen
+class _WavKey:
+    path: Path
+    mtime_ns: int
+    size: int
+
+
+_wav_cache: dict[_WavKey, Audio] = {}
+_WAV_CACHE_MAX = 256
+
+
+def load_wav(path: Path) -> Audio:
+    """A WAV file as Audio, cached by path, mtime and size, so a prompt file is read and
+    encoded once however many calls play it."""
+    stat = path.stat()
+    key = _WavKey(path.resolve(), stat.st_mtime_ns, stat.st_size)
+    audio = _wav_cache.get(key)
+    if audio is None:
+        if len(_wav_cache) >= _WAV_CACHE_MAX:
+            _wav_cache.pop(next(iter(_wav_cache)))
+        audio = _wav_cache[key] = Audio.from_wav(path)
+    return audio

@@ -1,0 +1,75 @@
+"""``CallState``: what every part of a :class:`~callflow.runtime.Call` shares: its identity,
+its limits, whether and why it ended, and the one way to write to the socket it is on.
+
+A ``Call`` is put together from parts, each in its own module: the playback engine
+(``_playback.py``: ledger, checkpoints, clears, barge-in), what Plivo sends it
+(``_inbound.py``: type-ahead keys, audio, status and machine-detection events), the DSL that
+ties them together (``_call.py``), and the socket it is on (``_attach.py``: the transport and
+the writer lock). Each part keeps its own state and wakes its own waiters when the call ends
+(``_on_end``, chained through ``super()``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import numpy as np
+import numpy.typing as npt
+import trio
+
+from callflow.protocol import Format
+from callflow.runtime._config import CallInfo, RuntimeConfig
+from callflow.runtime._errors import CallEnded
+
+
+class CallState:
+    """The state the parts of a call share; see the module docstring."""
+
+    _write: Callable[[str], Awaitable[None]]
+    """Send one message to Plivo through the call's one writer (``_attach.Line.write``)."""
+
+    def __init__(self, info: CallInfo, config: RuntimeConfig | None) -> None:
+        self.info = info
+        """Ids, format, extra headers and answer-webhook params (:class:`CallInfo`)."""
+        self._config = config or RuntimeConfig()
+        self._format: Format = info.format
+        self._ended: CallEnded | None = None
+        self.ended_by_plivo = False
+        """Whether Plivo ended the stream (socket closed or ``stop``), not the flow."""
+        self._wakeups: set[trio.Event] = set()
+        self._key_watchers: list[Callable[[str], None]] = []
+        self._frame_watchers: list[Callable[[npt.NDArray[np.int16]], None]] = []
+
+    @property
+    def call_id(self) -> str:
+        """Plivo's CallUUID."""
+        return self.info.call_id
+
+    @property
+    def ended(self) -> bool:
+        """Whether the call is over."""
+        return self._ended is not None
+
+    def _raise_if_ended(self) -> None:
+        if self._ended is not None:
+            raise CallEnded(self._ended.call_id, self._ended.reason)
+
+    async def _wait_or_end(self, event: trio.Event) -> None:
+        """Wait for ``event``; the call ending wakes it too."""
+        self._wakeups.add(event)
+        try:
+            await event.wait()
+        finally:
+            self._wakeups.discard(event)
+
+    def _end(self, reason: str) -> None:
+        """The call is over: wake every waiter; they raise CallEnded."""
+        if self._ended is not None:
+            return
+        self._ended = CallEnded(self.call_id, reason)
+        self._on_end()
+
+    def _on_end(self) -> None:
+        """Wake this part's waiters: the call has just ended (``_ended`` is set)."""
+        for event in list(self._wakeups):
+            event.set()
