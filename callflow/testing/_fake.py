@@ -15,18 +15,16 @@ import attrs
 import trio
 
 from callflow._flow import Flow
-from callflow.audio import Audio, decode
+from callflow.audio import Audio
 from callflow.audio import encode as encode_audio
 from callflow.protocol import (
     Checkpoint,
     ClearAudio,
-    ClearedAudio,
     Dtmf,
     ExtraHeaders,
     Format,
     Media,
     PlayAudio,
-    PlayedStream,
     ProtocolError,
     SendDTMF,
     Start,
@@ -41,6 +39,9 @@ from callflow.runtime import (
     memory_transport_pair,
 )
 from callflow.runtime._session import LiveCalls, run_call
+from callflow.testing._hearing import Cleared, Hearing
+
+__all__ = ["Cleared", "FakePlivo", "Received"]
 
 log = logging.getLogger("callflow.testing")
 
@@ -64,16 +65,7 @@ class Received:
     text: str
 
 
-@attrs.frozen
-class Cleared:
-    """A ``clearAudio`` the fake obeyed: at ``time`` it dropped ``dropped_s`` seconds of queued
-    audio (including the unplayed rest of the chunk that was playing)."""
-
-    time: float
-    dropped_s: float
-
-
-class FakePlivo:
+class FakePlivo(Hearing):
     """Plays Plivo's side of one call, as PROTOCOL.md describes, and records what the caller
     heard.
 
@@ -90,6 +82,9 @@ class FakePlivo:
 
     Use it as an async context manager; leaving it hangs up (if the flow has not) and waits
     for the call to end.
+
+    ``prompts`` (names to :class:`Audio`, such as a flow's ``Audio.folder``) lets a failed
+    :meth:`hears` name the prompt the caller heard instead.
     """
 
     def __init__(
@@ -106,11 +101,12 @@ class FakePlivo:
         config: RuntimeConfig | None = None,
         rest: PlivoRest | None = None,
         transport: Transport | None = None,
+        prompts: Mapping[str, Audio] | None = None,
     ) -> None:
         if flow is None and (transport is None or format is None):
             raise TypeError("FakePlivo needs a flow, or a transport and a format")
+        super().__init__(format or flow.format, prompts)  # type: ignore[union-attr]
         self.flow = flow
-        self.format: Format = format or flow.format  # type: ignore[union-attr]
         self.call_id = call_id or str(uuid.uuid4())
         self.stream_id = stream_id or str(uuid.uuid4())
         self.account_id = account_id
@@ -123,28 +119,14 @@ class FakePlivo:
         self._transport = transport
         self._seq = itertools.count(0)
         self._chunk = itertools.count(1)
-        self._queue: collections.deque[bytes | str] = collections.deque()
-        self._queue_changed = trio.Event()
-        self._heard = bytearray()
-        self._heard_changed = trio.Event()
-        self._cursor = 0
-        self._playing_scope: trio.CancelScope | None = None
-        self._playing_item = b""
-        self._playing_began = 0.0
         self._speech_done = trio.Event()
         self._speech: collections.deque[bytes] = collections.deque()
-        self._closed = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._server_done = trio.Event()
         self.received: list[Received] = []
         """Every message callflow sent, in order."""
-        self.cleared: list[Cleared] = []
-        """Every ``clearAudio`` obeyed, in order."""
         self.sent_dtmf = ""
         """Digits callflow played into the call with ``sendDTMF``."""
-        self.max_queued_s = 0.0
-        """The most audio, in seconds, ever held unplayed at once (the queue plus the rest of
-        the chunk playing), as :attr:`queued_s` measures it."""
         self.protocol_errors: list[str] = []
         """Messages from callflow the fake could not read (each also logged)."""
         self.close_code: int | None = None
@@ -153,80 +135,9 @@ class FakePlivo:
     # -- what the caller did and heard -----------------------------------------------------
 
     @property
-    def heard(self) -> Audio:
-        """Everything the caller has heard so far, as :class:`Audio` at the stream's rate."""
-        return Audio(decode(bytes(self._heard), self.format), self.format.sample_rate)
-
-    @property
-    def heard_s(self) -> float:
-        """Seconds of audio played to the caller so far."""
-        return self.format.duration_s(len(self._heard))
-
-    @property
-    def queued_s(self) -> float:
-        """Seconds of audio held and not yet played: the queue, plus what is left of the chunk
-        playing now (what a ``clearAudio`` would drop)."""
-        waiting = sum(len(i) for i in self._queue if isinstance(i, bytes))
-        return self.format.duration_s(waiting) + self._playing_left_s()
-
-    def _playing_left_s(self) -> float:
-        """Seconds of the chunk playing now that have not been played yet."""
-        if self._playing_scope is None:
-            return 0.0
-        length = self.format.duration_s(len(self._playing_item))
-        return max(0.0, length - (trio.current_time() - self._playing_began))
-
-    @property
     def hung_up_flag(self) -> bool:
         """Whether the stream is closed (by either side)."""
         return self._closed.is_set()
-
-    async def hears(self, expected: Audio | None = None) -> Audio:
-        """Wait until the caller has heard ``expected`` next, and check it.
-
-        Compares in the stream's wire encoding (what callflow sends is what Plivo plays), from
-        where the last ``hears`` stopped. With ``expected=None``, waits until playback goes
-        idle (nothing queued) and returns what was heard since the last ``hears``. Wrap it in
-        ``trio.fail_after`` to bound the wait.
-
-        Raises:
-            AssertionError: the caller heard something else, or the call ended first.
-        """
-        if expected is None:
-            while (
-                self._queue or self._playing_scope is not None or len(self._heard) == self._cursor
-            ):
-                if self._closed.is_set():
-                    break
-                await self._wait_heard_change()
-            got = bytes(self._heard[self._cursor :])
-            self._cursor = len(self._heard)
-            return Audio(decode(got, self.format), self.format.sample_rate)
-        want = expected.encoded(self.format)
-        while len(self._heard) - self._cursor < len(want):
-            if self._closed.is_set() and not self._queue and self._playing_scope is None:
-                heard_s = self.format.duration_s(len(self._heard) - self._cursor)
-                raise AssertionError(
-                    f"call ended after the caller heard {heard_s:.2f} s "
-                    f"of the expected {expected.duration_s:.2f} s"
-                )
-            await self._wait_heard_change()
-        got = bytes(self._heard[self._cursor : self._cursor + len(want)])
-        if got != want:
-            first = next(i for i, (a, b) in enumerate(zip(got, want, strict=True)) if a != b)
-            raise AssertionError(
-                f"the caller heard different audio: first difference at "
-                f"{self.format.duration_s(first):.3f} s into the expected "
-                f"{expected.duration_s:.2f} s"
-            )
-        self._cursor += len(want)
-        return expected
-
-    def skip_heard(self) -> float:
-        """Move the ``hears`` cursor to now; return the seconds skipped."""
-        skipped = len(self._heard) - self._cursor
-        self._cursor = len(self._heard)
-        return self.format.duration_s(skipped)
 
     async def wait_for(self, command_type: type, *, after: int = 0) -> Received:
         """Wait for the first message of ``command_type`` (e.g. ``ClearAudio``) at index
@@ -241,12 +152,17 @@ class FakePlivo:
 
     # -- what the caller does --------------------------------------------------------------
 
-    async def press(self, digits: str, *, gap: float = 0.1) -> None:
+    async def press(self, digits: str, *, gap: float = 0.1) -> list[float]:
         """Press keys: one ``dtmf`` event per digit, ``gap`` seconds apart (PROTOCOL.md §2).
+
+        Returns once the last key went out, with the time each one went out
+        (``trio.current_time()``, one per digit); a key pressed after the call ended goes
+        nowhere and has no time.
 
         Raises:
             callflow.protocol.ProtocolError: a character that is not a DTMF digit.
         """
+        sent: list[float] = []
         for index, digit in enumerate(digits):
             if index:
                 await trio.sleep(gap)
@@ -258,7 +174,9 @@ class FakePlivo:
                 timestamp_ms=int(trio.current_time() * 1000),
                 extra_headers=ExtraHeaders.parse(self.extra_headers),
             )
-            await self._send(encode_event(event))
+            if await self._send(encode_event(event)):
+                sent.append(trio.current_time())
+        return sent
 
     async def speak(self, audio: Audio) -> None:
         """Send ``audio`` as the caller's voice (inbound media, 20 ms frames, in real time);
@@ -364,13 +282,23 @@ class FakePlivo:
         assert self._transport is not None
         return self._transport
 
-    async def _send(self, text: str) -> None:
+    async def _send(self, text: str) -> bool:
+        """Send one message to callflow; whether it went out."""
         if self._closed.is_set():
-            return
+            return False
         try:
             await self._transport_or_fail().send(text)
         except TransportClosed:
             self._set_closed()
+            return False
+        return True
+
+    def _next_seq(self) -> int:
+        return next(self._seq)
+
+    @property
+    def _stream(self) -> str:
+        return self.stream_id
 
     def _set_closed(self) -> None:
         """The stream is closed: no more media goes out, so pending ``speak`` calls return."""
@@ -378,15 +306,6 @@ class FakePlivo:
         self._speech.clear()
         self._speech_done.set()
         self._poke()
-
-    def _poke(self) -> None:
-        self._heard_changed.set()
-        self._heard_changed = trio.Event()
-        self._queue_changed.set()
-        self._queue_changed = trio.Event()
-
-    async def _wait_heard_change(self) -> None:
-        await self._heard_changed.wait()
 
     async def _read(self) -> None:
         transport = self._transport_or_fail()
@@ -401,7 +320,10 @@ class FakePlivo:
                     continue
                 self.received.append(Received(trio.current_time(), command, text))
                 if isinstance(command, PlayAudio):
-                    self._enqueue(command)
+                    refused = self._enqueue_audio(command)
+                    if refused is not None:
+                        self.protocol_errors.append(refused)
+                        log.warning("fake plivo: %s", refused)
                 elif isinstance(command, Checkpoint):
                     self._queue.append(command.name)
                 elif isinstance(command, ClearAudio):
@@ -414,68 +336,6 @@ class FakePlivo:
         finally:
             self._stop_playing()
             self._set_closed()
-
-    def _enqueue(self, command: PlayAudio) -> None:
-        if (
-            command.content_type != self.format.encoding
-            or command.sample_rate != self.format.sample_rate
-        ):
-            message = (
-                f"playAudio in {command.content_type} at {command.sample_rate} Hz on a "
-                f"{self.format.content_type} stream"
-            )
-            self.protocol_errors.append(message)
-            log.warning("fake plivo: %s", message)
-            return
-        self._queue.append(base64.b64decode(command.payload))
-        self.max_queued_s = max(self.max_queued_s, self.queued_s)
-
-    def _stop_playing(self) -> float:
-        """Cut the chunk playing now: the caller heard it up to this moment. Returns the
-        seconds of it left unplayed."""
-        if self._playing_scope is None:
-            return 0.0
-        item, began = self._playing_item, self._playing_began
-        played = min(self.format.duration_s(len(item)), trio.current_time() - began)
-        n = int(played * self.format.sample_rate) * self.format.sample_width
-        self._heard += item[:n]
-        self._playing_scope.cancel()
-        self._playing_scope = None
-        return self.format.duration_s(len(item) - n)
-
-    async def _clear(self) -> None:
-        waiting = sum(len(i) for i in self._queue if isinstance(i, bytes))
-        self._queue.clear()
-        dropped = self.format.duration_s(waiting) + self._stop_playing()
-        self.cleared.append(Cleared(trio.current_time(), dropped))
-        await self._send(
-            encode_event(ClearedAudio(sequence_number=next(self._seq), stream_id=self.stream_id))
-        )
-
-    async def _play(self) -> None:
-        """Plays the queue at real-time rate; acks each checkpoint as it is reached."""
-        while not self._closed.is_set():
-            if not self._queue:
-                await self._queue_changed.wait()
-                continue
-            item = self._queue.popleft()
-            if isinstance(item, str):
-                await self._send(
-                    encode_event(
-                        PlayedStream(
-                            sequence_number=next(self._seq), stream_id=self.stream_id, name=item
-                        )
-                    )
-                )
-                continue
-            with trio.CancelScope() as scope:
-                self._playing_scope = scope
-                self._playing_item, self._playing_began = item, trio.current_time()
-                await trio.sleep(self.format.duration_s(len(item)))
-            if not scope.cancelled_caught:  # a cut chunk was accounted by _stop_playing
-                self._playing_scope = None
-                self._heard += item
-            self._poke()
 
     async def _media(self) -> None:
         """An inbound media frame every 20 ms: the caller's speech, else silence."""
