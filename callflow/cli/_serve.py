@@ -28,6 +28,7 @@ from callflow.cli._inspect import route_lines
 from callflow.runtime import PlivoRest
 from callflow.server import ServerInfo, serve_flows
 from callflow.server._app import DEFAULT_DRAIN_TIMEOUT
+from callflow.server._watchdog import DEFAULT_STALL_THRESHOLD
 
 log = logging.getLogger("callflow.cli")
 
@@ -63,7 +64,26 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="SECONDS",
         help=f"on SIGINT/SIGTERM, seconds live calls get to finish ({DEFAULT_DRAIN_TIMEOUT:.0f})",
     )
+    serve.add_argument(
+        "--loop-stall-threshold",
+        type=_seconds,
+        default=DEFAULT_STALL_THRESHOLD,
+        metavar="SECONDS",
+        help="log (once, with its stack) anything that holds the event loop this long; 0: off "
+        f"({DEFAULT_STALL_THRESHOLD})",
+    )
     serve.set_defaults(command_func=_serve)
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds: {text!r}")
+    return value
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -91,6 +111,7 @@ def _serve(args: argparse.Namespace) -> int:
         auth_token=auth_token,
         drain_timeout=args.drain_timeout,
         rest=rest,
+        loop_stall_threshold=args.loop_stall_threshold or None,
     )
     failure = ""
     try:

@@ -30,6 +30,7 @@ from callflow.server._health import Health
 from callflow.server._routes import HEALTH_PATH, Routes
 from callflow.server._streams import CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT, MAX_MESSAGE_SIZE, Streams
 from callflow.server._token import DEFAULT_TTL
+from callflow.server._watchdog import DEFAULT_STALL_THRESHOLD, LoopWatchdog
 from callflow.server._webhooks import Webhooks, check_public_url
 from callflow.server._wsfast import ReadLoop
 
@@ -119,6 +120,7 @@ async def serve_flows(
     drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
     live_calls: LiveCalls | None = None,
     rest: PlivoRest | None = None,
+    loop_stall_threshold: float | None = DEFAULT_STALL_THRESHOLD,
     task_status: trio.TaskStatus[ServerInfo] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``flows`` on one HTTP + WebSocket port until cancelled.
@@ -148,6 +150,10 @@ async def serve_flows(
         rest: Plivo REST credentials (``PlivoRest.from_env()`` in the CLI): with them,
             ``hangup()`` and every end of a flow hang the call up over REST, and
             ``transfer()`` works.
+        loop_stall_threshold: seconds the event loop may be held (by a flow that blocks)
+            before a :class:`~callflow.server._watchdog.LoopWatchdog` thread logs it once
+            with the stack and counts it in ``callflow_event_loop_stalls_total``; ``None``
+            runs no watchdog.
 
     Cancellation (graceful drain): the listener closes at once (new connections are
     refused) and HTTP connections are closed, but live calls are shielded: they get
@@ -190,6 +196,8 @@ async def serve_flows(
                     )
 
             nursery.start_soon(accept)
+            if loop_stall_threshold is not None:
+                await nursery.start(LoopWatchdog(threshold=loop_stall_threshold).run)
             if ReadLoop.available():  # else (not Linux) each call reads its own socket
                 server.streams.read_loop = ReadLoop()
                 nursery.start_soon(server.streams.read_loop.run)

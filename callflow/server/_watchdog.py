@@ -1,0 +1,163 @@
+"""``LoopWatchdog``: a thread that notices when the trio event loop has not run for too long.
+
+A flow that blocks (``time.sleep``, a synchronous HTTP client, a long CPU-bound loop) holds
+the one event loop every call of the process shares: no key, no barge-in, no checkpoint ack
+of any call is handled until it lets go. Nothing inside the loop can see that, so, as
+asyncio's debug mode (``slow_callback_duration``) and gevent's monitor thread
+(``max_blocking_time``) do, a thread outside it watches:
+
+* a **heartbeat** task in the loop stores ``time.monotonic()`` every ``heartbeat`` seconds
+  (50 ms by default: 20 task steps a second for the whole process, nothing per call or per
+  frame);
+* the **watchdog thread** wakes as often and, when the last beat is older than ``threshold``
+  seconds, takes the stack of the loop's thread (``sys._current_frames()``, the innermost
+  :data:`MAX_STACK_FRAMES` frames) while it is still held, finds the call it belongs to (the
+  nearest :class:`~callflow.runtime.Call` and :class:`~callflow.Flow` among the stack's
+  locals), logs one warning and counts it in ``callflow_event_loop_stalls_total``. One stall
+  is logged once however long it lasts; the next beat ends it.
+
+The thread only reads: it never touches trio or a call. If the watchdog thread itself woke
+late (a C extension kept the GIL, or the host did not schedule the process), the line says
+so: the stack is then what runs once the thread got in, not necessarily what blocked.
+
+Flows must not block: blocking work goes to a worker thread with
+``await trio.to_thread.run_sync(fn, *args)`` (docs/dsl/README.md, "Flows must not block").
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+import traceback
+import types
+
+import trio
+
+from callflow._flow import Flow
+from callflow.observe import METRICS, Metrics, escape
+from callflow.runtime import Call
+
+__all__ = [
+    "DEFAULT_HEARTBEAT",
+    "DEFAULT_STALL_THRESHOLD",
+    "MAX_STACK_FRAMES",
+    "LoopWatchdog",
+]
+
+log = logging.getLogger("callflow.server.watchdog")
+
+DEFAULT_STALL_THRESHOLD = 0.5
+"""Seconds the loop may go without running before it counts as held. The event-handling lag
+p99 at full load is under 20 ms (docs/performance.md), so 0.5 s is 25 times anything a
+healthy loop shows, and short enough that a caller would notice (a key waits that long for
+its barge-in); asyncio's debug mode and gevent use 0.1 s, as development tools."""
+
+DEFAULT_HEARTBEAT = 0.05
+"""Seconds between heartbeats (and between the thread's checks)."""
+
+MAX_STACK_FRAMES = 20
+"""Innermost frames of the loop thread's stack written in a stall's log line."""
+
+
+class LoopWatchdog:
+    """Watches the trio loop it runs in; see the module doc.
+
+    ``threshold``: seconds without a heartbeat that make a stall; ``heartbeat``: seconds
+    between beats and between checks; ``metrics``: where the stall counter lives.
+
+    Resource handling: :meth:`run` starts the thread and stops it (and joins it) when
+    cancelled; run it in a nursery that lives as long as what it watches.
+    """
+
+    def __init__(
+        self,
+        *,
+        threshold: float = DEFAULT_STALL_THRESHOLD,
+        heartbeat: float = DEFAULT_HEARTBEAT,
+        metrics: Metrics = METRICS,
+    ) -> None:
+        if threshold <= 0 or heartbeat <= 0:
+            raise ValueError(f"threshold and heartbeat must be > 0 s, not {threshold}, {heartbeat}")
+        self.threshold = threshold
+        self.heartbeat = min(heartbeat, threshold / 2)
+        self.stalls = 0
+        """Stalls seen so far."""
+        self._metrics = metrics
+        self._beat = time.monotonic()
+        self._loop_thread = 0
+        self._stop = threading.Event()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Beat, and watch from a thread, until cancelled."""
+        self._loop_thread = threading.get_ident()
+        self._beat = time.monotonic()
+        self._stop.clear()
+        thread = threading.Thread(target=self._watch, name="callflow-loop-watchdog", daemon=True)
+        thread.start()
+        try:
+            task_status.started()
+            while True:
+                self._beat = time.monotonic()
+                await trio.sleep(self.heartbeat)
+        finally:
+            self._stop.set()
+            thread.join(1.0)  # it wakes on the event at once
+
+    def _watch(self) -> None:
+        """The thread: check the heartbeat every ``heartbeat`` seconds."""
+        stalled = False
+        interval = self.heartbeat
+        woke = time.monotonic()
+        while not self._stop.wait(interval):
+            now = time.monotonic()
+            late = now - woke - interval  # how late this thread itself woke
+            woke = now
+            held = now - self._beat
+            if held <= self.threshold:
+                stalled = False
+            elif not stalled:
+                stalled = True
+                try:
+                    self._report(held, late)
+                except Exception:  # never let the thread die: it is the only witness
+                    log.exception("loop watchdog could not report a stall")
+
+    def _report(self, held: float, late: float) -> None:
+        self.stalls += 1
+        self._metrics.event_loop_stalls_total.inc()
+        frame = sys._current_frames().get(self._loop_thread)
+        flow, call = _whose(frame)
+        stack = traceback.format_list(traceback.extract_stack(frame, MAX_STACK_FRAMES))
+        note = (
+            ""
+            if late < self.threshold / 2
+            else f"; this thread itself woke {late:.2f} s late (the GIL was held or the process "
+            "was not scheduled), so the stack may be of what ran next"
+        )
+        log.warning(
+            "call=%s flow=%s event loop held for %.2f s so far (threshold %.2f s): every call "
+            "of this process is frozen until it lets go; flows must not block (run blocking "
+            "work with trio.to_thread.run_sync)%s. Stack of the loop thread, innermost last:\n%s",
+            call,
+            flow,
+            held,
+            self.threshold,
+            note,
+            "".join(stack).rstrip("\n"),
+        )
+
+
+def _whose(frame: types.FrameType | None) -> tuple[str, str]:
+    """``(flow path, call id)`` of the nearest Flow and Call among the locals of ``frame``
+    and the frames below it (``"-"`` for what is not found)."""
+    flow = call = "-"
+    while frame is not None and (flow == "-" or call == "-"):
+        for value in list(frame.f_locals.values()):
+            if call == "-" and isinstance(value, Call):
+                call = escape(value.call_id)
+            elif flow == "-" and isinstance(value, Flow):
+                flow = value.path
+        frame = frame.f_back
+    return flow, call
