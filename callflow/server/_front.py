@@ -13,6 +13,7 @@ import logging
 import h11
 import trio
 
+from callflow.observe import render as render_metrics
 from callflow.server import _http
 from callflow.server._health import Health
 from callflow.server._http import HttpConnection, HttpError, Request
@@ -118,6 +119,9 @@ class Front:
             )
             if kind == "health":
                 status, payload, content_type = self.health.respond(path)
+            elif kind == "metrics":
+                payload, content_type = render_metrics()
+                status = 200
             elif kind == "answer":
                 assert flow is not None
                 status, payload, content_type = self.webhooks.answer(request, flow)

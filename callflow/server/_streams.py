@@ -14,6 +14,7 @@ import h11
 import trio
 
 from callflow._flow import Flow
+from callflow.observe import METRICS
 from callflow.runtime import LiveCalls, PlivoRest, run_call
 from callflow.server._http import HttpConnection
 from callflow.server._routes import Routes, call_label, header_dict
@@ -90,6 +91,7 @@ class Streams:
             return False
         token = self._verify_token(query, path, conn)
         if isinstance(token, str):
+            METRICS.for_flow(flow.path).outcomes["refused"].inc()
             await conn.respond(403, f"stream token rejected: {token}\n".encode(), close=True)
             return False
         became_call()
@@ -180,6 +182,7 @@ class Streams:
                     answer_params=dict(token.params),
                     live_calls=self.live_calls,
                     rest=self.rest,
+                    answered_at=token.issued_at,
                 )
             if call_scope.cancelled_caught:
                 log.warning(
@@ -192,6 +195,8 @@ class Streams:
             with trio.CancelScope(shield=True):
                 await transport.aclose(code, reason)
         if transport.close_code == 1009:
+            METRICS.for_flow(flow.path).protocol_error("too_big")
+            METRICS.messages_dropped_total.labels(reason="too_big").inc()
             log.warning(
                 "%s ws %s: message over %d bytes from Plivo; socket closed with 1009",
                 call,

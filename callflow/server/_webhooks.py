@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from callflow._answer import MAX_STREAM_URL, answer_xml
 from callflow._flow import Flow
+from callflow.observe import METRICS
 from callflow.runtime import LiveCalls
 from callflow.server._http import HttpError, Request
 from callflow.server._routes import call_label
@@ -104,7 +105,11 @@ class Webhooks:
             HttpError: 403 for a bad signature, 400 for a malformed ``Host``.
         """
         signed, params = self._params(request)
-        self._check_signature(request, signed, params)
+        try:
+            self._check_signature(request, signed, params)
+        except HttpError:
+            METRICS.for_flow(flow.path).outcomes["refused"].inc()
+            raise
         call_uuid = params.get("CallUUID")
         if call_uuid is None:
             log.warning(
