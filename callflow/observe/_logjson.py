@@ -30,6 +30,9 @@ from typing import Final, NamedTuple
 MAX_MESSAGE_CHARS: Final = 4096
 #: Longest ``exc`` (traceback) written, in characters; the end (the raise site) is kept.
 MAX_EXC_CHARS: Final = 16384
+#: Longest call id, stream id or flow path kept by :func:`bind_call` (a CallUUID is 36):
+#: they may come from an unsigned request.
+MAX_ID_CHARS: Final = 100
 
 
 class CallLogContext(NamedTuple):
@@ -51,9 +54,16 @@ def bind_call(
 ) -> contextvars.Token[CallLogContext | None]:
     """Mark the current task (and the tasks it starts from now on) as working for a call.
 
-    Returns the token :meth:`contextvars.ContextVar.reset` takes to undo it.
+    Values longer than :data:`MAX_ID_CHARS` are cut. Returns the token
+    :meth:`contextvars.ContextVar.reset` takes to undo it.
     """
-    return CALL_CONTEXT.set(CallLogContext(call_id, stream_id, flow))
+    return CALL_CONTEXT.set(
+        CallLogContext(
+            call_id if call_id is None else _cut(call_id, MAX_ID_CHARS),
+            stream_id if stream_id is None else _cut(stream_id, MAX_ID_CHARS),
+            flow if flow is None else _cut(flow, MAX_ID_CHARS),
+        )
+    )
 
 
 def _cut(text: str, limit: int, *, keep_end: bool = False) -> str:

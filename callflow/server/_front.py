@@ -13,6 +13,7 @@ import logging
 import h11
 import trio
 
+from callflow.observe import CALL_CONTEXT
 from callflow.observe import render as render_metrics
 from callflow.server import _http
 from callflow.server._health import Health
@@ -101,6 +102,21 @@ class Front:
         method = head.method.decode("ascii", "replace").upper()
         target = head.target.decode("ascii", "replace")
         path, _, query = target.partition("?")
+        context = CALL_CONTEXT.set(None)  # a webhook handler binds its call for this request
+        try:
+            return await self._respond(conn, head, method, target, path, query)
+        finally:
+            CALL_CONTEXT.reset(context)
+
+    async def _respond(
+        self,
+        conn: HttpConnection,
+        head: h11.Request,
+        method: str,
+        target: str,
+        path: str,
+        query: str,
+    ) -> bool:
         try:
             body = b""
             with trio.move_on_after(_http.BODY_TIMEOUT) as body_scope:

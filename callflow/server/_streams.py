@@ -14,7 +14,7 @@ import h11
 import trio
 
 from callflow._flow import Flow
-from callflow.observe import METRICS
+from callflow.observe import METRICS, bind_call
 from callflow.runtime import LiveCalls, PlivoRest, run_call
 from callflow.server._http import HttpConnection
 from callflow.server._routes import Routes, call_label, header_dict
@@ -141,6 +141,7 @@ class Streams:
         call (the drain deadline) still closes the socket cleanly.
         """
         call = call_label(token.call_uuid)
+        bind_call(call_id=token.call_uuid, flow=flow.path)  # this connection is the call's now
         transport: FastWebSocketTransport | None = None
         with trio.move_on_after(HANDSHAKE_TIMEOUT):
             try:

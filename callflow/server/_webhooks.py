@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from callflow._answer import MAX_STREAM_URL, answer_xml
 from callflow._flow import Flow
-from callflow.observe import METRICS
+from callflow.observe import METRICS, bind_call
 from callflow.runtime import LiveCalls
 from callflow.server._http import HttpError, Request
 from callflow.server._routes import call_label
@@ -105,6 +105,7 @@ class Webhooks:
             HttpError: 403 for a bad signature, 400 for a malformed ``Host``.
         """
         signed, params = self._params(request)
+        bind_call(call_id=params.get("CallUUID"), flow=flow.path)  # for this request's lines
         try:
             self._check_signature(request, signed, params)
         except HttpError:
@@ -171,6 +172,7 @@ class Webhooks:
             HttpError: 403 for a bad signature, 400 without ``CallUUID``.
         """
         signed, params = self._params(request)
+        bind_call(call_id=params.get("CallUUID"), flow=flow.path)  # for this request's lines
         self._check_signature(request, signed, params)
         call_uuid = params.get("CallUUID")
         if not call_uuid:
@@ -198,6 +200,7 @@ class Webhooks:
             HttpError: 403 for a bad signature, 400 without ``CallUUID``.
         """
         signed, params = self._params(request)
+        bind_call(call_id=params.get("CallUUID"), flow=flow.path)  # for this request's lines
         self._check_signature(request, signed, params)
         call_uuid = params.get("CallUUID")
         if not call_uuid:
