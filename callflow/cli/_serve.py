@@ -3,8 +3,9 @@
 ``serve`` reads the Plivo auth token from ``PLIVO_AUTH_TOKEN``; without it, signatures are
 not checked (development). It prints the routes, the URLs to paste into Plivo, and then
 ``listening on http://HOST:PORT`` (the real port with ``--port 0``), once. SIGINT or SIGTERM
-stops it gracefully: no new calls, live calls get ``--drain-timeout`` seconds, exit status 0.
-Exit status 1 when the port cannot be bound.
+drains it (readiness false, new answers get ``--drain-answer``, live calls get
+``--drain-timeout`` seconds); a second signal exits at once. The exit status says how the
+calls ended (:mod:`callflow.cli._stop`); 1 when the port cannot be bound.
 """
 
 from __future__ import annotations
@@ -14,20 +15,20 @@ import functools
 import gc
 import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 import trio
 
 from callflow._flow import Flow
 from callflow._loader import load_flows
-from callflow.cli._common import add_folder, port_number, public_url, setup_logging
+from callflow.cli._common import UsageError, add_folder, port_number, public_url, setup_logging
 from callflow.cli._inspect import route_lines
-from callflow.runtime import PlivoRest
+from callflow.cli._stop import serve_until_signal
+from callflow.runtime import LiveCalls, PlivoRest
 from callflow.server import ServerInfo, serve_flows
 from callflow.server._app import DEFAULT_DRAIN_TIMEOUT
+from callflow.server._drain import Drain, DrainAnswer
 from callflow.server._watchdog import DEFAULT_STALL_THRESHOLD
 
 log = logging.getLogger("callflow.cli")
@@ -58,12 +59,6 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="log level (info)",
     )
     serve.add_argument(
-        "--log-format",
-        default="text",
-        choices=["text", "json"],
-        help="text lines, or one JSON object per line with call_id, stream_id, flow (text)",
-    )
-    serve.add_argument(
         "--drain-timeout",
         type=float,
         default=DEFAULT_DRAIN_TIMEOUT,
@@ -77,6 +72,14 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="SECONDS",
         help="log (once, with its stack) anything that holds the event loop this long; 0: off "
         f"({DEFAULT_STALL_THRESHOLD})",
+    )
+    serve.add_argument(
+        "--drain-answer",
+        default="503",
+        metavar="ANSWER",
+        help="what new answer webhooks get while draining: 503 (Plivo uses the number's "
+        "fallback URL), speak:TEXT (<Speak> then <Hangup/>) or redirect:URL (<Redirect>); "
+        "default 503",
     )
     serve.set_defaults(command_func=_serve)
 
@@ -93,8 +96,12 @@ def _seconds(text: str) -> float:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    setup_logging(args.log_level, args.log_format)
+    setup_logging(args.log_level)
     base_url = public_url(args.public_url)
+    try:
+        drain_answer = DrainAnswer.parse(args.drain_answer)
+    except ValueError as exc:
+        raise UsageError(f"--drain-answer: {exc}") from None
     flows = load_flows(args.folder)
     # Everything imported so far (libraries, flows, prompts) lives for the whole process: move
     # it out of the collector's reach, so a collection during a burst of new calls does not
@@ -116,12 +123,23 @@ def _serve(args: argparse.Namespace) -> int:
         public_url=base_url,
         auth_token=auth_token,
         drain_timeout=args.drain_timeout,
+        drain_answer=drain_answer,
         rest=rest,
         loop_stall_threshold=args.loop_stall_threshold or None,
     )
     failure = ""
+    status = 0
     try:
-        trio.run(_serve_until_signal, run, flows, args.drain_timeout)
+        status = trio.run(
+            functools.partial(
+                serve_until_signal,
+                run,
+                functools.partial(_print_started, flows),
+                drain=Drain(),
+                drain_timeout=args.drain_timeout,
+                live_calls=LiveCalls(),
+            )
+        )
     except* OSError as group:
         failure = "; ".join(str(exc) for exc in group.exceptions)
     if failure:
@@ -129,25 +147,13 @@ def _serve(args: argparse.Namespace) -> int:
             f"callflow: error: cannot listen on {args.host}:{args.port}: {failure}", file=sys.stderr
         )
         return 1
-    return 0
+    return status
 
 
-async def _serve_until_signal(
-    run: functools.partial[Any], flows: Sequence[Flow], drain_timeout: float
-) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with trio.open_nursery() as nursery:
-            info: ServerInfo = await nursery.start(run)
-            base = info.public_url or info.url
-            print(f"callflow: serving {len(flows)} flow(s)")
-            print("\n".join(route_lines(flows, base)))
-            if info.public_url is None:
-                print("  (Plivo needs a public URL: run a tunnel and pass --public-url https://…)")
-            print(f"listening on {info.url}", flush=True)
-            async for signum in signals:
-                log.info(
-                    "%s: stopping; live calls get up to %.0f s to finish",
-                    signal.Signals(signum).name,
-                    drain_timeout,
-                )
-                nursery.cancel_scope.cancel()
+def _print_started(flows: Sequence[Flow], info: ServerInfo) -> None:
+    base = info.public_url or info.url
+    print(f"callflow: serving {len(flows)} flow(s)")
+    print("\n".join(route_lines(flows, base)))
+    if info.public_url is None:
+        print("  (Plivo needs a public URL: run a tunnel and pass --public-url https://…)")
+    print(f"listening on {info.url}", flush=True)

@@ -17,7 +17,6 @@ import numpy as np
 import numpy.typing as npt
 import trio
 
-from callflow.observe import METRICS, NO_FLOW, FlowMetrics
 from callflow.protocol import Format
 from callflow.runtime._config import CallInfo, RuntimeConfig
 from callflow.runtime._errors import CallEnded
@@ -40,9 +39,6 @@ class CallState:
         self._wakeups: set[trio.Event] = set()
         self._key_watchers: list[Callable[[str], None]] = []
         self._frame_watchers: list[Callable[[npt.NDArray[np.int16]], None]] = []
-        self._metrics: FlowMetrics = METRICS.for_flow(NO_FLOW)
-        """The flow's metrics (``run_call`` gives the flow's own); updated per event (a first
-        chunk, a barge-in, an ack, an unreadable frame), never per media frame."""
 
     @property
     def call_id(self) -> str:

@@ -25,9 +25,10 @@ import trio
 
 from callflow._flow import Flow
 from callflow.runtime import LiveCalls, PlivoRest
+from callflow.server._drain import HARD_DEADLINE, Drain, DrainAnswer
 from callflow.server._front import Front
-from callflow.server._health import Health
-from callflow.server._routes import HEALTH_PATH, Routes
+from callflow.server._health import HEALTH_PATH, Health
+from callflow.server._routes import Routes
 from callflow.server._streams import CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT, MAX_MESSAGE_SIZE, Streams
 from callflow.server._token import DEFAULT_TTL
 from callflow.server._watchdog import DEFAULT_STALL_THRESHOLD, LoopWatchdog
@@ -38,8 +39,11 @@ __all__ = [
     "CLOSE_TIMEOUT",
     "DEFAULT_DRAIN_TIMEOUT",
     "HANDSHAKE_TIMEOUT",
+    "HARD_DEADLINE",
     "HEALTH_PATH",
     "MAX_MESSAGE_SIZE",
+    "Drain",
+    "DrainAnswer",
     "ServerInfo",
     "check_public_url",
     "serve_flows",
@@ -84,7 +88,11 @@ class _Server:
         token_ttl: float,
         live_calls: LiveCalls,
         rest: PlivoRest | None = None,
+        drain: Drain,
+        drain_answer: DrainAnswer,
+        worker: int = 0,
     ) -> None:
+        self.drain = drain
         self.routes = Routes(flows)
         self.flows = self.routes.flows
         self.webhooks = Webhooks(
@@ -96,17 +104,13 @@ class _Server:
         self.streams = Streams(self.routes, auth_token=auth_token, live_calls=live_calls, rest=rest)
         self.front = Front(
             self.routes,
-            health=Health(self.flows, live_calls),
+            health=Health(self.flows, live_calls, drain, worker),
             webhooks=self.webhooks,
             streams=self.streams,
+            drain=drain,
+            drain_answer=drain_answer,
+            worker=worker,
         )
-
-    async def drain(self, grace: float) -> None:
-        """Close HTTP connections and give live calls ``grace`` seconds, then cancel them.
-
-        The caller has already stopped accepting connections."""
-        self.front.close_http()
-        await self.streams.drain(grace)
 
 
 async def serve_flows(
@@ -118,12 +122,14 @@ async def serve_flows(
     auth_token: str | None = None,
     token_ttl: float = DEFAULT_TTL,
     drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
+    drain: Drain | None = None,
+    drain_answer: DrainAnswer | None = None,
     live_calls: LiveCalls | None = None,
     rest: PlivoRest | None = None,
     loop_stall_threshold: float | None = DEFAULT_STALL_THRESHOLD,
     task_status: trio.TaskStatus[ServerInfo] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``flows`` on one HTTP + WebSocket port until cancelled.
+    """Serve ``flows`` on one HTTP + WebSocket port until drained.
 
     Use ``info = await nursery.start(serve_flows, flows, port=0)``: ``info`` is a
     :class:`ServerInfo` with the bound port. Routes are in :mod:`callflow.server._routes`.
@@ -143,8 +149,10 @@ async def serve_flows(
             (else the handshake is refused with HTTP 403). Without it (development), nothing
             is checked and a warning is logged at startup.
         token_ttl: seconds a stream token in the answer XML stays valid.
-        drain_timeout: on cancellation, seconds live calls get to end on their own before
-            they are cancelled.
+        drain_timeout: seconds live calls get to end on their own once the drain starts.
+        drain: the drain control (default: a new one): ``drain.start()`` starts the drain;
+            afterwards it tells whether every call ended on its own (:class:`Drain`).
+        drain_answer: what new answer webhooks get while draining (default HTTP 503).
         live_calls: the registry of running calls (default: a new one). Status callbacks
             and machine-detection callbacks reach calls through it.
         rest: Plivo REST credentials (``PlivoRest.from_env()`` in the CLI): with them,
@@ -155,27 +163,69 @@ async def serve_flows(
             with the stack and counts it in ``callflow_event_loop_stalls_total``; ``None``
             runs no watchdog.
 
-    Cancellation (graceful drain): the listener closes at once (new connections are
-    refused) and HTTP connections are closed, but live calls are shielded: they get
-    ``drain_timeout`` seconds to end on their own, then are cancelled (each closes its socket
-    cleanly). Then this returns, re-raising the cancellation. A call in progress cannot
-    receive status callbacks during the drain (there is no listener).
+    Drain (the timeline is in :mod:`callflow.server._drain`): ``drain.start()`` or
+    cancelling this task starts it. Readiness goes false at once and new answer webhooks
+    get ``drain_answer``, but the listener stays open for status callbacks and stream
+    (re)connections of live calls. Calls get ``drain_timeout`` seconds to end on their own;
+    then they are ended with ``CallEnded("drained")``, cancelled, and finally their sockets
+    cut, all within :data:`HARD_DEADLINE` seconds. Then this returns (re-raising the
+    cancellation if it was cancelled). Only a flow that ignores cancellation (sleeping in a
+    shielded scope) can keep it from returning; ``callflow serve`` exits the process at the
+    hard deadline regardless.
 
     Raises:
         ValueError: no flows, two routes on one path (a flow on ``/healthz``…), or a
             malformed ``public_url``.
         OSError: the address cannot be bound.
     """
-    server = _Server(
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    await serve_listeners(
         flows,
+        listeners,
         public_url=public_url,
         auth_token=auth_token,
         token_ttl=token_ttl,
-        live_calls=live_calls if live_calls is not None else LiveCalls(),
+        drain_timeout=drain_timeout,
+        drain=drain,
+        drain_answer=drain_answer,
+        live_calls=live_calls,
         rest=rest,
+        loop_stall_threshold=loop_stall_threshold,
+        task_status=task_status,
     )
-    listeners = await trio.open_tcp_listeners(port, host=host)
+
+
+async def serve_listeners(
+    flows: Sequence[Flow],
+    listeners: Sequence[trio.SocketListener],
+    *,
+    public_url: str | None = None,
+    auth_token: str | None = None,
+    token_ttl: float = DEFAULT_TTL,
+    drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
+    drain: Drain | None = None,
+    drain_answer: DrainAnswer | None = None,
+    live_calls: LiveCalls | None = None,
+    rest: PlivoRest | None = None,
+    loop_stall_threshold: float | None = DEFAULT_STALL_THRESHOLD,
+    worker: int = 0,
+    task_status: trio.TaskStatus[ServerInfo] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """:func:`serve_flows` on listeners already bound (closed when this returns); ``worker``
+    is the index the health JSON and the ``X-Callflow-Worker`` header report."""
+    drain = drain if drain is not None else Drain()
     try:
+        server = _Server(
+            flows,
+            public_url=public_url,
+            auth_token=auth_token,
+            token_ttl=token_ttl,
+            live_calls=live_calls if live_calls is not None else LiveCalls(),
+            rest=rest,
+            drain=drain,
+            drain_answer=drain_answer if drain_answer is not None else DrainAnswer(),
+            worker=worker,
+        )
         bound = listeners[0].socket.getsockname()
         info = ServerInfo(
             host=str(bound[0]), port=int(bound[1]), public_url=server.webhooks.public_url
@@ -186,31 +236,70 @@ async def serve_flows(
                 "PLIVO_AUTH_TOKEN is not set: Plivo signatures and stream tokens are NOT "
                 "checked (development mode)"
             )
-        async with trio.open_nursery() as nursery:
-            accept_scope = trio.CancelScope()
-
-            async def accept() -> None:
-                with accept_scope:
-                    await trio.serve_listeners(
-                        server.front.handle_connection, listeners, handler_nursery=nursery
-                    )
-
-            nursery.start_soon(accept)
-            if loop_stall_threshold is not None:
-                await nursery.start(LoopWatchdog(threshold=loop_stall_threshold).run)
-            if ReadLoop.available():  # else (not Linux) each call reads its own socket
-                server.streams.read_loop = ReadLoop()
-                nursery.start_soon(server.streams.read_loop.run)
-            log.info("listening on %s (%d flows)", info.url, len(server.flows))
-            task_status.started(info)
-            try:
-                await trio.sleep_forever()
-            finally:
-                with trio.CancelScope(shield=True):
-                    accept_scope.cancel()  # serve_listeners closes the listeners as it ends
-                    await server.drain(drain_timeout)
-                    log.info("server on %s stopped", info.url)
+        async with trio.open_nursery() as guard:
+            guard.start_soon(_drain_on_cancel, drain)
+            # The server runs shielded: cancellation starts the drain (above) instead of
+            # stopping it, so the listener stays open for the live calls' callbacks.
+            with trio.CancelScope(shield=True):
+                await _run(
+                    server, listeners, info, drain_timeout, loop_stall_threshold, task_status
+                )
+            guard.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
             for listener in listeners:
                 await listener.aclose()
+
+
+async def _drain_on_cancel(drain: Drain) -> None:
+    try:
+        await trio.sleep_forever()
+    finally:
+        drain.start()
+
+
+async def _run(
+    server: _Server,
+    listeners: Sequence[trio.SocketListener],
+    info: ServerInfo,
+    drain_timeout: float,
+    loop_stall_threshold: float | None,
+    task_status: trio.TaskStatus[ServerInfo],
+) -> None:
+    drain = server.drain
+    async with trio.open_nursery() as nursery:
+        accept_scope = trio.CancelScope()
+
+        async def accept() -> None:
+            with accept_scope:
+                await trio.serve_listeners(
+                    server.front.handle_connection, list(listeners), handler_nursery=nursery
+                )
+
+        nursery.start_soon(accept)
+        if loop_stall_threshold is not None:
+            await nursery.start(LoopWatchdog(threshold=loop_stall_threshold).run)
+        if ReadLoop.available():  # else (not Linux) each call reads its own socket
+            server.streams.read_loop = ReadLoop()
+            nursery.start_soon(server.streams.read_loop.run)
+        log.info("listening on %s (%d flows)", info.url, len(server.flows))
+        task_status.started(info)
+        await drain.wait_started()
+        log.info(
+            "draining: readiness false, new answers get %s; %d live call(s) get up to %.0f s",
+            "HTTP 503" if server.front.drain_answer.kind == "unavailable" else "the drain XML",
+            len(server.streams),
+            drain_timeout,
+        )
+        await server.streams.drain(drain_timeout, drain)
+        accept_scope.cancel()  # serve_listeners closes the listeners as it ends
+        server.front.close_http()
+        nursery.cancel_scope.cancel()
+        log.info(
+            "server on %s stopped: %d call(s) at the drain, %d ended by its deadline, %d cut",
+            info.url,
+            drain.calls_at_start,
+            drain.calls_ended_by_server,
+            drain.calls_cut,
+        )
+    drain._finish()

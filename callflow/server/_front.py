@@ -13,9 +13,8 @@ import logging
 import h11
 import trio
 
-from callflow.observe import CALL_CONTEXT
-from callflow.observe import render as render_metrics
 from callflow.server import _http
+from callflow.server._drain import Drain, DrainAnswer
 from callflow.server._health import Health
 from callflow.server._http import HttpConnection, HttpError, Request
 from callflow.server._routes import Routes, header_dict, is_websocket_upgrade, peer
@@ -29,9 +28,20 @@ class Front:
     """Connection handling behind ``serve_flows``: one :meth:`handle_connection` per socket."""
 
     def __init__(
-        self, routes: Routes, *, health: Health, webhooks: Webhooks, streams: Streams
+        self,
+        routes: Routes,
+        *,
+        health: Health,
+        webhooks: Webhooks,
+        streams: Streams,
+        drain: Drain,
+        drain_answer: DrainAnswer,
+        worker: int = 0,
     ) -> None:
         self.routes = routes
+        self.drain = drain
+        self.drain_answer = drain_answer
+        self._worker_header = [("x-callflow-worker", str(worker))]
         self.health = health
         self.webhooks = webhooks
         self.streams = streams
@@ -102,21 +112,6 @@ class Front:
         method = head.method.decode("ascii", "replace").upper()
         target = head.target.decode("ascii", "replace")
         path, _, query = target.partition("?")
-        context = CALL_CONTEXT.set(None)  # a webhook handler binds its call for this request
-        try:
-            return await self._respond(conn, head, method, target, path, query)
-        finally:
-            CALL_CONTEXT.reset(context)
-
-    async def _respond(
-        self,
-        conn: HttpConnection,
-        head: h11.Request,
-        method: str,
-        target: str,
-        path: str,
-        query: str,
-    ) -> bool:
         try:
             body = b""
             with trio.move_on_after(_http.BODY_TIMEOUT) as body_scope:
@@ -135,12 +130,14 @@ class Front:
             )
             if kind == "health":
                 status, payload, content_type = self.health.respond(path)
-            elif kind == "metrics":
-                payload, content_type = render_metrics()
-                status = 200
             elif kind == "answer":
                 assert flow is not None
-                status, payload, content_type = self.webhooks.answer(request, flow)
+                if self.drain.draining:
+                    status, payload, content_type = self.webhooks.drain_answer(
+                        request, flow, self.drain_answer
+                    )
+                else:
+                    status, payload, content_type = self.webhooks.answer(request, flow)
             elif kind == "status":
                 assert flow is not None
                 status, payload, content_type = self.webhooks.status(request, flow)
@@ -163,7 +160,10 @@ class Front:
             )
             close = not conn.request_complete
             await conn.respond(
-                exc.status, f"{exc.reason}\n".encode(), headers=exc.headers, close=close
+                exc.status,
+                f"{exc.reason}\n".encode(),
+                headers=[*exc.headers, *self._worker_header],
+                close=close,
             )
             return not close
         except h11.RemoteProtocolError as exc:
@@ -183,5 +183,5 @@ class Front:
             log.exception("http 500 %s %s from %s: handler failed", method, path, conn.client)
             await conn.respond(500, b"internal error\n", close=True)
             return False
-        await conn.respond(status, payload, content_type=content_type)
+        await conn.respond(status, payload, content_type=content_type, headers=self._worker_header)
         return True

@@ -1,4 +1,15 @@
-"""The health endpoint: ``GET /healthz`` → ``{"status": "ok", "calls": N, "flows": [paths]}``."""
+"""The health endpoints a load balancer or orchestrator probes.
+
+* ``GET /readyz``: readiness. 200 while the server takes new calls, 503 from the moment a
+  drain starts (so the load balancer sends new calls elsewhere).
+* ``GET /livez``: liveness. 200 while the process serves HTTP at all, draining or not.
+* ``GET /healthz``: an alias of ``/readyz`` (so a load balancer that only knows
+  ``/healthz`` stops sending calls to a draining server).
+
+Each answers JSON: ``{"status": "ok" | "draining", "ready": bool, "calls": N,
+"flows": [answer paths], "worker": id}`` (``worker`` is the worker's index with
+``--workers``, 0 otherwise).
+"""
 
 from __future__ import annotations
 
@@ -7,20 +18,35 @@ from collections.abc import Sequence
 
 from callflow._flow import Flow
 from callflow.runtime import LiveCalls
+from callflow.server._drain import Drain
+
+READY_PATH = "/readyz"
+LIVE_PATH = "/livez"
+HEALTH_PATH = "/healthz"
+HEALTH_PATHS = (HEALTH_PATH, READY_PATH, LIVE_PATH)
 
 
 class Health:
-    """What the health routes answer, from the live-call registry and the flows served."""
+    """What the health routes answer, from the live-call registry, the flows served and the
+    drain state."""
 
-    def __init__(self, flows: Sequence[Flow], live_calls: LiveCalls) -> None:
+    def __init__(
+        self, flows: Sequence[Flow], live_calls: LiveCalls, drain: Drain, worker: int = 0
+    ) -> None:
         self.flows = list(flows)
         self.live_calls = live_calls
+        self.drain = drain
+        self.worker = worker
 
     def respond(self, path: str) -> tuple[int, bytes, str]:
         """(status, body, content type) for a GET of the health route at ``path``."""
+        ready = not self.drain.draining
         body = {
-            "status": "ok",
+            "status": "ok" if ready else "draining",
+            "ready": ready,
             "calls": len(self.live_calls),
             "flows": [f.path for f in self.flows],
+            "worker": self.worker,
         }
-        return 200, json.dumps(body).encode(), "application/json"
+        status = 200 if ready or path == LIVE_PATH else 503
+        return status, json.dumps(body).encode(), "application/json"

@@ -7,8 +7,9 @@ Routes, for each flow (PROTOCOL.md §1)::
     WS        <flow.stream_path>   the stream WebSocket (Plivo is the client); the flow runs here
     GET|POST  <flow.status_path>   stream status callbacks (PROTOCOL.md §6)
     GET|POST  <flow.machine_path>  machine detection callbacks (``Machine=true``, seed 004)
-    GET       /healthz             {"status": "ok", "calls": N, "flows": [paths]}
-    GET       /metrics             Prometheus text exposition (docs/operations.md)
+    GET       /readyz              readiness: 200, or 503 while draining (callflow.server._health)
+    GET       /livez               liveness: 200 while the process serves
+    GET       /healthz             an alias of /readyz
 """
 
 from __future__ import annotations
@@ -20,12 +21,10 @@ import h11
 import trio
 
 from callflow._flow import Flow
+from callflow.server._health import HEALTH_PATHS
 from callflow.server._http import HttpError
 
-HEALTH_PATH = "/healthz"
-METRICS_PATH = "/metrics"
-
-RouteKind = Literal["health", "metrics", "answer", "stream", "status", "machine"]
+RouteKind = Literal["health", "answer", "stream", "status", "machine"]
 
 
 class Routes:
@@ -39,8 +38,9 @@ class Routes:
         if not flows:
             raise ValueError("serve_flows needs at least one flow")
         self.flows = list(flows)
-        self.table: dict[str, tuple[RouteKind, Flow | None]] = {HEALTH_PATH: ("health", None)}
-        self.table[METRICS_PATH] = ("metrics", None)
+        self.table: dict[str, tuple[RouteKind, Flow | None]] = {
+            path: ("health", None) for path in HEALTH_PATHS
+        }
         for f in self.flows:
             paths: tuple[tuple[RouteKind, str], ...] = (
                 ("answer", f.path),
@@ -69,7 +69,7 @@ class Routes:
         if route is None:
             raise HttpError(404, "no flow or route at this path")
         kind = route[0]
-        allowed = ("GET",) if kind in ("health", "metrics", "stream") else ("GET", "POST")
+        allowed = ("GET",) if kind in ("health", "stream") else ("GET", "POST")
         if method not in allowed:
             raise HttpError(405, f"{method} not allowed here", [("allow", ", ".join(allowed))])
         return route

@@ -10,12 +10,13 @@ import time
 from collections.abc import Callable
 from urllib.parse import parse_qs
 
+import attrs
 import h11
 import trio
 
 from callflow._flow import Flow
-from callflow.observe import METRICS, bind_call
 from callflow.runtime import LiveCalls, PlivoRest, run_call
+from callflow.server._drain import CLOSE_GRACE, DRAINED_REASON, FLOW_END_GRACE, Drain
 from callflow.server._http import HttpConnection
 from callflow.server._routes import Routes, call_label, header_dict
 from callflow.server._token import (
@@ -39,6 +40,15 @@ CLOSE_TIMEOUT = 5.0
 """Seconds a call's socket waits for the peer's close frame."""
 
 
+@attrs.define(eq=False)
+class _LiveStream:
+    """A stream connection whose token checked out: its call id and, once the handshake is
+    done, its transport."""
+
+    call_uuid: str | None
+    transport: FastWebSocketTransport | None = None
+
+
 class Streams:
     """Upgrades on stream paths, and the calls running on them (one per server).
 
@@ -59,8 +69,12 @@ class Streams:
         self.live_calls = live_calls
         self.rest = rest
         self.read_loop: ReadLoop | None = None
-        self._calls: dict[trio.CancelScope, str | None] = {}
+        self._calls: dict[trio.CancelScope, _LiveStream] = {}
         self._calls_changed = trio.Event()
+
+    def __len__(self) -> int:
+        """Stream connections running a call (or about to: handshake, waiting for start)."""
+        return len(self._calls)
 
     async def serve_upgrade(
         self, conn: HttpConnection, head: h11.Request, became_call: Callable[[], None]
@@ -91,14 +105,14 @@ class Streams:
             return False
         token = self._verify_token(query, path, conn)
         if isinstance(token, str):
-            METRICS.for_flow(flow.path).outcomes["refused"].inc()
             await conn.respond(403, f"stream token rejected: {token}\n".encode(), close=True)
             return False
         became_call()
         call_scope = trio.CancelScope()
-        self._calls[call_scope] = token.call_uuid
+        live = _LiveStream(token.call_uuid)
+        self._calls[call_scope] = live
         try:
-            await self._run_websocket(conn, flow, token, call_scope)
+            await self._run_websocket(conn, flow, token, call_scope, live)
         finally:
             del self._calls[call_scope]
             self._calls_changed.set()
@@ -133,7 +147,12 @@ class Streams:
             return exc.reason
 
     async def _run_websocket(
-        self, conn: HttpConnection, flow: Flow, token: StreamToken, call_scope: trio.CancelScope
+        self,
+        conn: HttpConnection,
+        flow: Flow,
+        token: StreamToken,
+        call_scope: trio.CancelScope,
+        live: _LiveStream,
     ) -> None:
         """Complete the WebSocket handshake on the bytes h11 already read, then run the call.
 
@@ -141,7 +160,6 @@ class Streams:
         call (the drain deadline) still closes the socket cleanly.
         """
         call = call_label(token.call_uuid)
-        bind_call(call_id=token.call_uuid, flow=flow.path)  # this connection is the call's now
         transport: FastWebSocketTransport | None = None
         with trio.move_on_after(HANDSHAKE_TIMEOUT):
             try:
@@ -167,6 +185,7 @@ class Streams:
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(conn.stream)
             return
+        live.transport = transport
         log.info(
             "%s ws %s from %s: stream accepted for flow %s",
             call,
@@ -183,12 +202,9 @@ class Streams:
                     answer_params=dict(token.params),
                     live_calls=self.live_calls,
                     rest=self.rest,
-                    answered_at=token.issued_at,
                 )
             if call_scope.cancelled_caught:
-                log.warning(
-                    "%s ws %s: ended by the server's drain deadline", call, flow.stream_path
-                )
+                log.info("%s ws %s: cancelled by the server's drain", call, flow.stream_path)
         except* Exception:
             log.exception("%s run_call for flow %s raised; call closed", call, flow.name)
             code, reason = 1011, "server error"
@@ -196,8 +212,6 @@ class Streams:
             with trio.CancelScope(shield=True):
                 await transport.aclose(code, reason)
         if transport.close_code == 1009:
-            METRICS.for_flow(flow.path).protocol_error("too_big")
-            METRICS.messages_dropped_total.labels(reason="too_big").inc()
             log.warning(
                 "%s ws %s: message over %d bytes from Plivo; socket closed with 1009",
                 call,
@@ -205,15 +219,45 @@ class Streams:
                 MAX_MESSAGE_SIZE,
             )
 
-    async def drain(self, grace: float) -> None:
-        """Give live calls ``grace`` seconds to end on their own, then cancel them."""
+    async def _wait_calls(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for every call to end; whether they all did."""
+        with trio.move_on_after(seconds):
+            while self._calls:
+                await self._calls_changed.wait()
+        return not self._calls
+
+    async def drain(self, grace: float, drain: Drain) -> None:
+        """Give live calls ``grace`` seconds to end on their own, then end them (the timeline
+        in :mod:`callflow.server._drain`); returns once no call connection is left, or when
+        every step is spent (flows that still run then are counted in ``drain.calls_cut``)."""
+        drain.calls_at_start = len(self._calls)
         if self._calls:
             log.info("draining %d live call(s), up to %.0f s", len(self._calls), grace)
-            with trio.move_on_after(grace):
-                while self._calls:
-                    await self._calls_changed.wait()
-            for scope, call_uuid in list(self._calls.items()):
-                log.warning(
-                    "%s still live after %.0f s of drain; ending it", call_label(call_uuid), grace
-                )
-                scope.cancel()
+        if await self._wait_calls(grace):
+            return
+        drain.calls_ended_by_server = len(self._calls)
+        log.warning(
+            "drain deadline (%.0f s): ending %d live call(s) with CallEnded(%r): %s",
+            grace,
+            len(self._calls),
+            DRAINED_REASON,
+            " ".join(call_label(live.call_uuid) for live in self._calls.values()),
+        )
+        for call in self.live_calls:
+            call._end(DRAINED_REASON)  # pending and later operations raise CallEnded
+        if await self._wait_calls(FLOW_END_GRACE):
+            return
+        for scope in list(self._calls):
+            scope.cancel()
+        if await self._wait_calls(CLOSE_GRACE):
+            return
+        drain.calls_cut = len(self._calls)
+        for live in self._calls.values():
+            log.warning(
+                "%s still not ended %.0f s after the drain deadline; socket cut",
+                call_label(live.call_uuid),
+                FLOW_END_GRACE + CLOSE_GRACE,
+            )
+            if live.transport is not None:
+                live.transport.abort()
+        await self._wait_calls(0.5)

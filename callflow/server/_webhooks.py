@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 from callflow._answer import MAX_STREAM_URL, answer_xml
 from callflow._flow import Flow
-from callflow.observe import METRICS, bind_call
 from callflow.runtime import LiveCalls
+from callflow.server._drain import DrainAnswer
 from callflow.server._http import HttpError, Request
 from callflow.server._routes import call_label
 from callflow.server._signature import NONCE_HEADER, SIGNATURE_HEADER, validate_signature_v3
@@ -105,12 +105,7 @@ class Webhooks:
             HttpError: 403 for a bad signature, 400 for a malformed ``Host``.
         """
         signed, params = self._params(request)
-        bind_call(call_id=params.get("CallUUID"), flow=flow.path)  # for this request's lines
-        try:
-            self._check_signature(request, signed, params)
-        except HttpError:
-            METRICS.for_flow(flow.path).outcomes["refused"].inc()
-            raise
+        self._check_signature(request, signed, params)
         call_uuid = params.get("CallUUID")
         if call_uuid is None:
             log.warning(
@@ -132,6 +127,26 @@ class Webhooks:
             flow.name,
         )
         return 200, xml, "application/xml"
+
+    def drain_answer(
+        self, request: Request, flow: Flow, answer: DrainAnswer
+    ) -> tuple[int, bytes, str]:
+        """An answer webhook while the server drains: ``answer``'s reply instead of a stream
+        (the signature is still checked).
+
+        Raises:
+            HttpError: 403 for a bad signature.
+        """
+        signed, params = self._params(request)
+        self._check_signature(request, signed, params)
+        log.info(
+            "%s answer %s %s: draining, so no new call here: answered %s",
+            call_label(params.get("CallUUID")),
+            request.method,
+            flow.path,
+            "HTTP 503" if answer.kind == "unavailable" else f"<{answer.kind.capitalize()}>",
+        )
+        return answer.response()
 
     def _stream_url(self, base: str, flow: Flow, params: Mapping[str, str]) -> str:
         ws_base = (
@@ -172,7 +187,6 @@ class Webhooks:
             HttpError: 403 for a bad signature, 400 without ``CallUUID``.
         """
         signed, params = self._params(request)
-        bind_call(call_id=params.get("CallUUID"), flow=flow.path)  # for this request's lines
         self._check_signature(request, signed, params)
         call_uuid = params.get("CallUUID")
         if not call_uuid:
@@ -200,7 +214,6 @@ class Webhooks:
             HttpError: 403 for a bad signature, 400 without ``CallUUID``.
         """
         signed, params = self._params(request)
-        bind_call(call_id=params.get("CallUUID"), flow=flow.path)  # for this request's lines
         self._check_signature(request, signed, params)
         call_uuid = params.get("CallUUID")
         if not call_uuid:

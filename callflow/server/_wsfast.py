@@ -366,6 +366,21 @@ class FastWebSocketTransport(ParkedReader):
             self._closed = exc
             self._closed_event.set()
 
+    def abort(self) -> None:
+        """Cut the connection now, with no close handshake: the last step of a shutdown's
+        hard deadline, for a peer that never reads or a close that never ends. Every pending
+        and later read or write ends (``receive``/``send`` raise ``TransportClosed(1006)``),
+        and the socket is closed. Idempotent; a no-op once the stream is closed."""
+        if self._stream_closed:
+            return
+        self._stream_closed = True
+        self._set_closed(TransportClosed(1006, "connection aborted"))
+        self._wake(outcome.Value(False))  # off the read loop before the descriptor closes
+        self._fd = -1  # from here reads and writes go through the (closed) stream
+        stream = self._stream
+        if isinstance(stream, trio.SocketStream):
+            stream.socket.close()  # wakes tasks waiting on it with ClosedResourceError
+
     async def _close_stream(self) -> None:
         if not self._stream_closed:
             self._stream_closed = True

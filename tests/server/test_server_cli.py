@@ -158,7 +158,13 @@ async def test_serve_subprocess_health_and_sigint(flows_dir: Path) -> None:
         assert f"answer URL for Plivo: {url}/support" in text
         async with httpx.AsyncClient(base_url=url) as client:
             health = (await client.get("/healthz")).json()
-        assert health == {"status": "ok", "calls": 0, "flows": ["/support", "/wide"]}
+        assert health == {
+            "status": "ok",
+            "ready": True,
+            "calls": 0,
+            "flows": ["/support", "/wide"],
+            "worker": 0,
+        }
         process.send_signal(signal.SIGINT)
         with trio.fail_after(5):
             status = await process.wait()
@@ -174,7 +180,7 @@ async def test_serve_subprocess_health_and_sigint(flows_dir: Path) -> None:
     assert status == 0, err.decode()
     lines = err.decode().splitlines()
     assert any(" WARNING callflow.server PLIVO_AUTH_TOKEN is not set" in line for line in lines)
-    assert any("SIGINT: stopping" in line for line in lines)
+    assert any("SIGINT: draining" in line for line in lines)
     assert "Traceback" not in err.decode()
 
 

@@ -221,7 +221,13 @@ async def test_healthz(start_server: StartServer) -> None:
         response = await client.get("/healthz")
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
-    assert response.json() == {"status": "ok", "calls": 0, "flows": ["/echo", "/other"]}
+    assert response.json() == {
+        "status": "ok",
+        "ready": True,
+        "calls": 0,
+        "flows": ["/echo", "/other"],
+        "worker": 0,
+    }
 
 
 @pytest.mark.parametrize(

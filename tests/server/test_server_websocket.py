@@ -217,9 +217,14 @@ async def test_cancel_drains_live_calls(nursery: trio.Nursery) -> None:
         await ws.send_message(start_message("call-1"))
         assert sent_dtmf(await ws.get_message()) == "42"
         scope.cancel()
-        await trio.sleep(0.1)
-        with pytest.raises(OSError, match="connect"):  # no longer accepting
-            await trio.open_tcp_stream("127.0.0.1", info.port)
+        await trio.sleep(0.05)
+        # Still listening (status callbacks and reconnects of live calls), but not ready,
+        # and a new answer webhook gets 503 (Plivo then uses the fallback answer URL).
+        async with httpx.AsyncClient(base_url=info.url) as client:
+            assert (await client.get("/readyz")).status_code == 503
+            assert (await client.get("/healthz")).status_code == 503
+            assert (await client.get("/livez")).status_code == 200
+            assert (await client.post("/echo", data=ANSWER)).status_code == 503
         # The live call goes on.
         await ws.send_message(dtmf_message("3"))
         assert sent_dtmf(await ws.get_message()) == "3"
@@ -227,6 +232,8 @@ async def test_cancel_drains_live_calls(nursery: trio.Nursery) -> None:
         await ws.send_message(dtmf_message("#"))
         with trio.fail_after(5):
             await stopped.wait()  # the server stops as soon as its last call ends
+    with pytest.raises(OSError, match="connect"):  # and then no longer listens
+        await trio.open_tcp_stream("127.0.0.1", info.port)
 
 
 async def test_drain_deadline_ends_calls(nursery: trio.Nursery) -> None:
