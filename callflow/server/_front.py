@@ -13,11 +13,12 @@ import logging
 import h11
 import trio
 
+from callflow.observe import WarningLimiter, escape
 from callflow.server import _http
 from callflow.server._drain import Drain, DrainAnswer
 from callflow.server._health import Health
 from callflow.server._http import HttpConnection, HttpError, Request
-from callflow.server._routes import Routes, header_dict, is_websocket_upgrade, peer
+from callflow.server._routes import Routes, header_dict, is_websocket_upgrade, peer, peer_host
 from callflow.server._streams import Streams
 from callflow.server._webhooks import Webhooks
 
@@ -25,7 +26,12 @@ log = logging.getLogger("callflow.server")
 
 
 class Front:
-    """Connection handling behind ``serve_flows``: one :meth:`handle_connection` per socket."""
+    """Connection handling behind ``serve_flows``: one :meth:`handle_connection` per socket.
+
+    Refused requests are logged through a per-peer :class:`~callflow.observe.WarningLimiter`
+    (10 lines per peer host a minute, 200 in all, then a summary), every outside value in the
+    line escaped and bounded; the error body quotes the same bounded reason.
+    """
 
     def __init__(
         self,
@@ -47,6 +53,13 @@ class Front:
         self.streams = streams
         self._connections: set[trio.CancelScope] = set()
         self._call_connections: set[trio.CancelScope] = set()
+        self.refusals = WarningLimiter(
+            log, "http_refused", "refused requests", where="from this peer"
+        )
+
+    def _refused(self, conn: HttpConnection, level: int, msg: str, *args: object) -> None:
+        """Log one refused request of ``conn`` (rate-limited per peer host)."""
+        self.refusals.log(f"peer={peer_host(conn.client)}", level, msg, *args, stacklevel=3)
 
     async def handle_connection(self, stream: trio.SocketStream) -> None:
         """Serve one TCP connection: HTTP requests, or one WebSocket call after an upgrade."""
@@ -81,8 +94,16 @@ class Front:
                     head = await conn.read_head()
                 except h11.RemoteProtocolError as exc:
                     status = exc.error_status_hint
-                    log.warning("http %d from %s: malformed request: %s", status, conn.client, exc)
-                    await conn.respond(status, f"{exc}\n".encode(), close=True)
+                    reason = escape(exc)
+                    self._refused(
+                        conn,
+                        logging.WARNING,
+                        "http %d from %s: malformed request: %s",
+                        status,
+                        conn.client,
+                        reason,
+                    )
+                    await conn.respond(status, f"{reason}\n".encode(), close=True)
                     return True
                 if head is None:
                     return False
@@ -90,7 +111,9 @@ class Front:
                 if not conn.started:
                     log.debug("idle connection from %s closed", conn.client)
                     return False
-                log.warning(
+                self._refused(
+                    conn,
+                    logging.WARNING,
                     "http 408 from %s: request head incomplete after %.0f s",
                     conn.client,
                     _http.HEAD_TIMEOUT,
@@ -149,38 +172,49 @@ class Front:
                     426, "this path takes a WebSocket upgrade", [("upgrade", "websocket")]
                 )
         except HttpError as exc:
-            log.log(
+            # The reason quotes outside values escaped; the cut bounds the whole line.
+            reason = exc.reason if len(exc.reason) <= 1000 else escape(exc.reason, 1000)
+            self._refused(
+                conn,
                 logging.INFO if exc.status == 404 else logging.WARNING,
                 "http %d %s %s from %s: %s",
                 exc.status,
-                method,
-                path,
+                escape(method, 20),
+                escape(path),
                 conn.client,
-                exc.reason,
+                reason,
             )
             close = not conn.request_complete
             await conn.respond(
                 exc.status,
-                f"{exc.reason}\n".encode(),
+                f"{reason}\n".encode(),
                 headers=[*exc.headers, *self._worker_header],
                 close=close,
             )
             return not close
         except h11.RemoteProtocolError as exc:
-            log.warning(
+            reason = escape(exc)
+            self._refused(
+                conn,
+                logging.WARNING,
                 "http %d %s %s from %s: malformed request: %s",
                 exc.error_status_hint,
-                method,
-                path,
+                escape(method, 20),
+                escape(path),
                 conn.client,
-                exc,
+                reason,
             )
-            await conn.respond(exc.error_status_hint, f"{exc}\n".encode(), close=True)
+            await conn.respond(exc.error_status_hint, f"{reason}\n".encode(), close=True)
             return False
         except trio.BrokenResourceError:
             raise
         except Exception:
-            log.exception("http 500 %s %s from %s: handler failed", method, path, conn.client)
+            log.exception(
+                "http 500 %s %s from %s: handler failed",
+                escape(method, 20),
+                escape(path),
+                conn.client,
+            )
             await conn.respond(500, b"internal error\n", close=True)
             return False
         await conn.respond(status, payload, content_type=content_type, headers=self._worker_header)

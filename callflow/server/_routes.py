@@ -21,10 +21,14 @@ import h11
 import trio
 
 from callflow._flow import Flow
+from callflow.observe import escape
 from callflow.server._health import HEALTH_PATHS
 from callflow.server._http import HttpError
 
 RouteKind = Literal["health", "answer", "stream", "status", "machine"]
+
+MAX_CALL_ID_CHARS = 64
+"""Most characters of a CallUUID shown in ``call=…`` (Plivo's are 36), escaped."""
 
 
 class Routes:
@@ -71,13 +75,21 @@ class Routes:
         kind = route[0]
         allowed = ("GET",) if kind in ("health", "stream") else ("GET", "POST")
         if method not in allowed:
-            raise HttpError(405, f"{method} not allowed here", [("allow", ", ".join(allowed))])
+            raise HttpError(
+                405, f"{escape(method, 20)} not allowed here", [("allow", ", ".join(allowed))]
+            )
         return route
 
 
 def call_label(call_uuid: str | None) -> str:
-    """``call=<CallUUID>`` (or ``call=-``), how every log line about a call starts."""
-    return f"call={call_uuid or '-'}"
+    """``call=<CallUUID>`` (or ``call=-``), how every log line about a call starts; the id
+    escaped and cut to :data:`MAX_CALL_ID_CHARS` (it comes from outside)."""
+    return f"call={escape(call_uuid, MAX_CALL_ID_CHARS) if call_uuid else '-'}"
+
+
+def peer_host(client: str) -> str:
+    """The host of a ``host:port`` peer (the key of per-peer rate limits)."""
+    return client.rpartition(":")[0] or client
 
 
 def peer(stream: trio.abc.Stream) -> str:

@@ -15,6 +15,7 @@ import h11
 import trio
 
 from callflow._flow import Flow
+from callflow.observe import escape
 from callflow.runtime import LiveCalls, PlivoRest, run_call
 from callflow.server._drain import CLOSE_GRACE, DRAINED_REASON, FLOW_END_GRACE, Drain
 from callflow.server._http import HttpConnection
@@ -90,12 +91,14 @@ class Streams:
         route = self.routes.get(path)
         headers = header_dict(head.headers)
         if route is None or route[0] != "stream" or route[1] is None:
-            log.warning("ws 404 %s from %s: no stream at this path", path, conn.client)
+            log.warning("ws 404 %s from %s: no stream at this path", escape(path), conn.client)
             await conn.respond(404, b"no stream at this path\n", close=True)
             return False
         flow = route[1]
         if headers.get("sec-websocket-version") != "13" or not headers.get("sec-websocket-key"):
-            log.warning("ws 400 %s from %s: not a WebSocket 13 handshake", path, conn.client)
+            log.warning(
+                "ws 400 %s from %s: not a WebSocket 13 handshake", escape(path), conn.client
+            )
             await conn.respond(
                 400,
                 b"expected a WebSocket version 13 handshake\n",
@@ -140,11 +143,11 @@ class Streams:
             log.warning(
                 "%s ws 403 %s from %s: stream token rejected: %s",
                 call_label(exc.call_uuid),
-                path,
+                escape(path),
                 conn.client,
-                exc.reason,
+                escape(exc.reason),
             )
-            return exc.reason
+            return escape(exc.reason)
 
     async def _run_websocket(
         self,

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from callflow._answer import MAX_STREAM_URL, answer_xml
 from callflow._flow import Flow
+from callflow.observe import escape, quote
 from callflow.runtime import LiveCalls
 from callflow.server._drain import DrainAnswer
 from callflow.server._http import HttpError, Request
@@ -95,7 +96,7 @@ class Webhooks:
             raise HttpError(
                 403,
                 f"{call} field {SIGNATURE_HEADER}: signature does not match {request.method} "
-                f"{url} (is --public-url the URL Plivo calls?)",
+                f"{escape(url)} (is --public-url the URL Plivo calls?)",
             )
 
     def answer(self, request: Request, flow: Flow) -> tuple[int, bytes, str]:
@@ -121,9 +122,9 @@ class Webhooks:
             call_label(call_uuid),
             request.method,
             flow.path,
-            params.get("Direction", "?"),
-            params.get("From", "?"),
-            params.get("To", "?"),
+            escape(params.get("Direction", "?"), 20),
+            escape(params.get("From", "?"), 40),
+            escape(params.get("To", "?"), 40),
             flow.name,
         )
         return 200, xml, "application/xml"
@@ -174,7 +175,7 @@ class Webhooks:
             flow.path,
             MAX_STREAM_URL,
             ", ".join(kept),
-            ", ".join(dropped),
+            escape(", ".join(dropped)),
         )
         if len(url) > MAX_STREAM_URL:
             raise HttpError(500, f"stream URL is {len(url)} chars even with essential params")
@@ -192,18 +193,19 @@ class Webhooks:
         if not call_uuid:
             raise HttpError(400, f"{call_label(None)} status callback: field CallUUID missing")
         extra = "".join(
-            f" {key}={params[key]}" for key in ("StatusReason", "Error") if params.get(key)
+            f" {key}={escape(params[key])}" for key in ("StatusReason", "Error") if params.get(key)
         )
+        event = escape(params.get("Event", "?"), 40)
         log.info(
             "%s status %s StreamID=%s%s (flow %s)",
             call_label(call_uuid),
-            params.get("Event", "?"),
-            params.get("StreamID", "?"),
+            event,
+            escape(params.get("StreamID", "?"), 64),
             extra,
             flow.path,
         )
         if not self.live_calls.deliver_status(call_uuid, params):
-            log.debug("%s status %s: no live call here", call_label(call_uuid), params.get("Event"))
+            log.debug("%s status %s: no live call here", call_label(call_uuid), event)
         return 200, b"", "text/plain; charset=utf-8"
 
     def machine(self, request: Request, flow: Flow) -> tuple[int, bytes, str]:
@@ -221,7 +223,7 @@ class Webhooks:
         log.info(
             "%s machine detection Machine=%s (flow %s)",
             call_label(call_uuid),
-            params.get("Machine", "?"),
+            escape(params.get("Machine", "?"), 20),
             flow.path,
         )
         if not self.live_calls.deliver_machine(call_uuid, params):
@@ -252,5 +254,5 @@ def base_from_headers(headers: Mapping[str, str], fallback_authority: str) -> st
     host = headers.get("x-forwarded-host") or headers.get("host") or fallback_authority
     host = host.split(",")[0].strip()
     if not _HOST_RE.match(host):
-        raise HttpError(400, f"field Host: malformed {host!r}")
+        raise HttpError(400, f"field Host: malformed {quote(host)}")
     return f"{proto}://{host}"

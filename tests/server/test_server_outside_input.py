@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import logging
 
+import httpx
 import pytest
 import trio
 from serverkit import AUTH_TOKEN, StartServer
 
+from callflow.observe import MAX_LINE_CHARS
 from callflow.server import StreamTokenError, verify_stream_token
 
 
@@ -49,3 +51,61 @@ async def test_a_non_ascii_token_gets_403_not_a_traceback(
     assert reply.startswith(b"HTTP/1.1 403 "), reply
     assert b"malformed: not ASCII" in reply
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
+def lines_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The captured log as the handler would write it: one message per record, split on
+    every line break a terminal or log shipper would honour."""
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    return text.splitlines()
+
+
+def assert_log_is_safe(caplog: pytest.LogCaptureFixture, forged: str = "FORGED") -> None:
+    lines = lines_of(caplog)
+    assert len(lines) == len(caplog.records), "a log message holds a line break"
+    assert not [line for line in lines if line.startswith(forged)]
+    assert max(map(len, lines), default=0) <= MAX_LINE_CHARS
+
+
+@pytest.mark.parametrize("path", ["/echo", "/echo/status", "/echo/machine"])
+async def test_an_unsigned_webhook_cannot_forge_a_log_line(
+    start_server: StartServer, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    info = await start_server(auth_token=AUTH_TOKEN)
+    forged = {"CallUUID": "x\nFORGED call=admin logged in\r\x00", "Event": "e\nFORGED"}
+    with caplog.at_level(logging.DEBUG, "callflow"):
+        async with httpx.AsyncClient(base_url=info.url) as client:
+            response = await client.post(path, data=forged)
+    assert response.status_code == 403
+    assert "\n" not in response.text.rstrip("\n")
+    assert "call=x\\nFORGED" in response.text
+    assert_log_is_safe(caplog)
+    assert any("call=x\\nFORGED" in line for line in lines_of(caplog))
+
+
+async def test_a_1_mb_param_makes_neither_a_1_mb_line_nor_a_1_mb_body(
+    start_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    info = await start_server(auth_token=AUTH_TOKEN)
+    with caplog.at_level(logging.DEBUG, "callflow"):
+        async with httpx.AsyncClient(base_url=info.url) as client:
+            response = await client.post("/echo", data={"CallUUID": "c" * 1_000_000})
+            in_query = await client.post("/echo?CallUUID=" + "q" * 10_000, data={"a": "1"})
+    assert response.status_code == 403
+    assert in_query.status_code == 403
+    assert len(response.content) < 1000
+    assert len(in_query.content) < 1000
+    assert_log_is_safe(caplog)
+
+
+async def test_refused_requests_are_rate_limited_per_peer(
+    start_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    info = await start_server(auth_token=AUTH_TOKEN)
+    with caplog.at_level(logging.DEBUG, "callflow"):
+        async with httpx.AsyncClient(base_url=info.url) as client:
+            for n in range(50):
+                response = await client.post("/echo", data={"CallUUID": f"c{n}"})
+                assert response.status_code == 403
+    refusals = [line for line in lines_of(caplog) if "http 403" in line]
+    assert len(refusals) == 10
