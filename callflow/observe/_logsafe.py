@@ -134,7 +134,7 @@ class WarningLimiter:
         what: str,
         *,
         where: str = "on this call",
-        burst: int = 5,
+        burst: int = 10,
         window: float = 60.0,
         total_burst: int = 200,
         max_keys: int = 10_000,
@@ -154,10 +154,11 @@ class WarningLimiter:
         self._keys: OrderedDict[str, _Window] = OrderedDict()
         self._total = _Window(clock())
 
-    def log(self, key: str, level: int, msg: str, *args: object) -> bool:
+    def log(self, key: str, level: int, msg: str, *args: object, stacklevel: int = 2) -> bool:
         """Log ``msg % args`` after ``key`` unless the key or the total is over its burst;
         whether the line was written. A summary of what the key had suppressed is written
-        first when its window has ended."""
+        first when its window has ended. ``stacklevel`` is :meth:`logging.Logger.log`'s
+        (the line names the caller's caller with 3)."""
         now = self.clock()
         state = self._keys.get(key)
         if state is None:
@@ -190,12 +191,12 @@ class WarningLimiter:
             return False
         state.logged += 1
         total.logged += 1
-        self.logger.log(level, "%s " + msg, key, *args)
+        self.logger.log(level, "%s " + msg, key, *args, stacklevel=stacklevel)
         return True
 
     def warning(self, key: str, msg: str, *args: object) -> bool:
         """:meth:`log` at WARNING."""
-        return self.log(key, logging.WARNING, msg, *args)
+        return self.log(key, logging.WARNING, msg, *args, stacklevel=3)
 
     def flush(self, key: str) -> None:
         """Write the key's summary now, if it suppressed anything, and forget the key (call

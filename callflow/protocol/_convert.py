@@ -337,7 +337,8 @@ def read(shape: Shape, obj: dict[str, Any], raw: str) -> Any:
     field, message = problems[0]
     if len(problems) > 1:
         message += "; also " + "; ".join(f"{f}: {m}" for f, m in problems[1:])
-    raise ProtocolError(message, event=obj.get("event"), field=field, raw=raw)
+    fields = tuple(dict.fromkeys(f for f, _ in problems if f is not None))
+    raise ProtocolError(message, event=obj.get("event"), field=field, raw=raw, fields=fields)
 
 
 def _problem(shape: Shape, flat: Mapping[str, Any], exc: Exception) -> tuple[str | None, str]:

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from callflow.observe import MAX_VALUE_CHARS, escape, quote
+
 __all__ = ["ProtocolError"]
 
-_RAW_SHOWN = 200
-"""How many characters of the offending text ``str(error)`` shows."""
+_RAW_SHOWN = MAX_VALUE_CHARS
+"""How many characters of the offending text ``str(error)`` shows (escaped)."""
+
+_MESSAGE_SHOWN = 2 * MAX_VALUE_CHARS
+"""How many characters of the message ``str(error)`` shows (escaped)."""
+
+_EVENT_SHOWN = 64
+"""How many characters of an event tag ``str(error)`` shows (escaped)."""
+
+_DTMF_WITHHELD = "values withheld: a dtmf message may carry a key of a PIN"
 
 
 class ProtocolError(ValueError):
@@ -27,7 +37,15 @@ class ProtocolError(ValueError):
             itself is missing or unknown; ``None`` when the whole text is unreadable.
         raw: the whole offending text (``bytes`` input is decoded as UTF-8 with
             replacement characters), or ``None`` when there is no text (a command built in
-            Python). ``str(error)`` shows its first 200 characters.
+            Python).
+        fields: every bad field's dotted path, ``field`` first (empty when ``field`` is
+            ``None``).
+
+    ``str(error)`` is one log-safe line whatever the input (:mod:`callflow.observe`): the event
+    tag (at most 64 characters), message (400) and raw text (200) escaped and cut, so it is
+    at most about 800 characters with no line break or control character. For a ``dtmf``
+    event, or raw text that mentions ``dtmf``, neither the message nor the raw text is shown
+    (the key may belong to a PIN): only the event and the bad fields.
     """
 
     def __init__(
@@ -37,20 +55,24 @@ class ProtocolError(ValueError):
         event: str | None = None,
         field: str | None = None,
         raw: str | None = None,
+        fields: tuple[str, ...] = (),
     ) -> None:
         super().__init__(message)
         self.message = message
         self.event = event
         self.field = field
         self.raw = raw
+        self.fields = fields or ((field,) if field is not None else ())
 
     def __str__(self) -> str:
-        where = f"{self.event!r} event" if self.event is not None else "message"
+        where = f"{quote(self.event, _EVENT_SHOWN)} event" if self.event is not None else "message"
+        if self.event == "dtmf" or (self.raw is not None and "dtmf" in self.raw.lower()):
+            if self.fields:
+                where += f", fields {escape(', '.join(self.fields), _MESSAGE_SHOWN)}"
+            return f"bad Plivo {where}: {_DTMF_WITHHELD}"
         if self.field is not None:
-            where += f", field {self.field}"
-        text = f"bad Plivo {where}: {self.message}"
+            where += f", field {escape(self.field, _EVENT_SHOWN)}"
+        text = f"bad Plivo {where}: {escape(self.message, _MESSAGE_SHOWN)}"
         if self.raw is not None:
-            shown = self.raw[:_RAW_SHOWN]
-            ellipsis = "…" if len(self.raw) > _RAW_SHOWN else ""
-            text += f" (raw: {shown}{ellipsis})"
+            text += f" (raw: {escape(self.raw, _RAW_SHOWN)})"
         return text

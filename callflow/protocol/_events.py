@@ -39,7 +39,7 @@ def dtmf_digit(value: str) -> str:
     digit = value.upper() if isinstance(value, str) else ""
     if len(digit) != 1 or digit not in DTMF_DIGITS:
         raise ProtocolError(
-            f"DTMF digit must be one of 0-9 * # A-D, got {value!r}",
+            f"DTMF digit must be one of 0-9 * # A-D, got {value!r}",  # str() withholds it
             event="dtmf",
             field="dtmf.digit",
         )

@@ -13,6 +13,7 @@ import trio
 
 from callflow.audio import decode
 from callflow.protocol import ProtocolError
+from callflow.runtime import _warnings
 from callflow.runtime._config import CallInfo, RuntimeConfig, StatusEvent
 from callflow.runtime._listen import InboundAudio
 from callflow.runtime._results import MachineDetection
@@ -36,7 +37,8 @@ class Inbound(CallState):
         self.frames_received = 0
         """Inbound media frames seen (decoded or not)."""
         self.protocol_errors = 0
-        """Messages from Plivo that could not be read (each was logged)."""
+        """Messages from Plivo that could not be read (each logged, rate-limited)."""
+        self._log_key = _warnings.call_key(info.call_id)
 
     async def wait_dtmf(self) -> str:
         """The next key the caller pressed: one of ``0-9 * # A-D``.
@@ -131,7 +133,7 @@ class Inbound(CallState):
                 event="media",
                 field="media.payload",
             )
-            log.warning("call=%s unreadable message from Plivo: %s", self.call_id, error)
+            _warnings.UNREADABLE.warning(self._log_key, "unreadable message from Plivo: %s", error)
             return
         for listener in self._listeners:
             listener._push(frame)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from callflow.observe import quote
 from callflow.protocol import (
     ClearedAudio,
     Dtmf,
@@ -28,6 +29,7 @@ from callflow.protocol import (
     parse,
     parse_loaded,
 )
+from callflow.runtime import _warnings
 from callflow.runtime._call import Call, CallInfo, RuntimeConfig, StatusEvent
 from callflow.runtime._errors import CallEnded
 from callflow.runtime._rest import PlivoRest
@@ -116,7 +118,7 @@ async def run_call(
     """
     config = config or RuntimeConfig()
     # Until ``start`` names the call, it is the one the answer webhook was for.
-    answered = f"call={(answer_params or {}).get('CallUUID') or '-'}"
+    answered = _warnings.call_key((answer_params or {}).get("CallUUID"))
     try:
         start = await _wait_for_start(transport, config, flow, answered)
     except _Refused as refused:
@@ -126,6 +128,8 @@ async def run_call(
     except TransportClosed:
         log.info("%s stream closed before start (flow %s)", answered, flow.path)
         return
+    finally:
+        _warnings.flush(answered)
 
     info = CallInfo(
         call_id=start.call_id,
@@ -163,6 +167,7 @@ async def run_call(
         await call._rest_hangup()
         with trio.CancelScope(shield=True):
             await transport.aclose(1000, "call ended")
+        _warnings.flush(call._log_key)
         log.info(
             "call=%s ended: %s (%d frames in, %d unreadable)",
             call.call_id,
@@ -198,16 +203,16 @@ async def _wait_for_start(
             try:
                 event = parse(text)
             except ProtocolError as exc:
-                log.warning(
-                    "%s flow=%s before start: unreadable message: %s", answered, flow.path, exc
+                _warnings.UNREADABLE.warning(
+                    answered, "flow=%s before start: unreadable message: %s", flow.path, exc
                 )
                 continue
             if isinstance(event, UnknownEvent):
-                log.warning(
-                    "%s flow=%s before start: ignoring unknown event %r",
+                _warnings.UNKNOWN_EVENTS.warning(
                     answered,
+                    "flow=%s before start: ignoring unknown event %s",
                     flow.path,
-                    event.event,
+                    quote(event.event, _warnings.MAX_CALL_ID_CHARS),
                 )
                 continue
             if not isinstance(event, Start):
@@ -313,6 +318,7 @@ def _dispatcher(call: Call) -> tuple[Callable[[str], bool], Callable[[], bool]]:
     (then ``stopped()`` is True). It never raises for anything Plivo sends.
     """
     call_id = call.call_id
+    key = call._log_key
     stop_seen = False
 
     def dispatch(text: str) -> bool:
@@ -326,7 +332,7 @@ def _dispatcher(call: Call) -> tuple[Callable[[str], bool], Callable[[], bool]]:
             event = parse_loaded(tag, obj, text)
         except ProtocolError as exc:
             call.protocol_errors += 1
-            log.warning("call=%s unreadable message from Plivo: %s", call_id, exc)
+            _warnings.UNREADABLE.warning(key, "unreadable message from Plivo: %s", exc)
             return False
         if type(event) is Media:
             call._on_media(event.payload, event.track)
@@ -345,7 +351,11 @@ def _dispatcher(call: Call) -> tuple[Callable[[str], bool], Callable[[], bool]]:
             stop_seen = True
             return True
         elif type(event) is UnknownEvent:
-            log.warning("call=%s unknown event %r from Plivo; ignored", call_id, event.event)
+            _warnings.UNKNOWN_EVENTS.warning(
+                key,
+                "unknown event %s from Plivo; ignored",
+                quote(event.event, _warnings.MAX_CALL_ID_CHARS),
+            )
         elif type(event) is Start:
             log.warning("call=%s second start event; ignored", call_id)
         return False

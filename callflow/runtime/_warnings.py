@@ -1,0 +1,33 @@
+"""The rate limits on what Plivo's side of a call can make the runtime log, repeatedly.
+
+Per call (the key is the call's ``call=<id>`` label), the first 10 unreadable messages and the
+first 10 unknown events of each minute are logged, each with its text escaped and bounded
+(:mod:`callflow.observe`); the rest are counted (``callflow_log_lines_suppressed_total``,
+kinds ``unreadable`` and ``unknown_event``) and summed up in one line when the minute ends or
+the call does (:func:`flush`). At most 200 such lines a minute are written across all calls.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from callflow.observe import WarningLimiter, escape
+
+log = logging.getLogger("callflow.call")
+
+MAX_CALL_ID_CHARS = 64
+"""Most characters of a call id shown in ``call=…`` (Plivo's are 36)."""
+
+UNREADABLE = WarningLimiter(log, "unreadable", "unreadable messages")
+UNKNOWN_EVENTS = WarningLimiter(log, "unknown_event", "unknown events")
+
+
+def call_key(call_id: str | None) -> str:
+    """``call=<id>`` with the id escaped and bounded, or ``call=-``."""
+    return f"call={escape(call_id, MAX_CALL_ID_CHARS) if call_id else '-'}"
+
+
+def flush(key: str) -> None:
+    """Write the call's summaries of what was held back (at the end of the call)."""
+    UNREADABLE.flush(key)
+    UNKNOWN_EVENTS.flush(key)
