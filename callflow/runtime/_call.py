@@ -33,7 +33,7 @@ from callflow.runtime._inbound import Inbound
 from callflow.runtime._listen import InboundAudio
 from callflow.runtime._playback import Player
 from callflow.runtime._rest import PlivoRest, RestError
-from callflow.runtime._results import GatherResult, Invalid, NoInput, Recording
+from callflow.runtime._results import BargeIn, GatherResult, Invalid, NoInput, Recording
 from callflow.runtime._sources import AudioSource
 from callflow.runtime._transport import Transport
 from callflow.runtime._vad import VadSettings
@@ -111,16 +111,24 @@ class Call(Player, Inbound):
         retries: int = 1,
         no_input: AudioSource | Sequence[AudioSource] | None = None,
         invalid: AudioSource | Sequence[AudioSource] | None = None,
-        barge_in: bool = True,
+        barge_in: bool | str | BargeIn = True,
         sensitive: bool = False,
+        finish_timeout: float | None = None,
+        flush: bool = False,
     ) -> GatherResult:
         """Collect DTMF digits, as Plivo's ``<GetDigits>`` does (same names and defaults).
 
-        Plays ``prompt`` (keys pressed while it plays interrupt it when ``barge_in`` and count
-        toward the input; keys pressed before ``gather`` was called count too, and skip a
-        barge-in prompt: type-ahead), then waits ``timeout`` seconds for the first key and
+        Plays ``prompt`` with ``say(prompt, barge_in=barge_in)``: a barge-in key pressed
+        while it plays stops it and counts toward the input, and a pending barge-in key
+        (type-ahead) skips it at once. Then waits ``timeout`` seconds for the first key and
         ``digit_timeout`` seconds for each next one. Input ends at ``max_digits`` keys, at
         ``finish_on_key`` (not part of the value; ``""`` for none) or when a wait runs out.
+
+        A finish key right after a full entry belongs to it: with ``max_digits=4``, ``1234#``
+        is one entry, and the ``#`` becomes neither the next input nor a barge-in. It is taken
+        when it is the next key already pending, or when it is the next key pressed within
+        ``finish_timeout`` seconds of the entry's end (VoiceXML's ``termtimeout``, without
+        the wait: the gather returns at once, as Plivo's does at ``numDigits``).
 
         Args:
             prompt: what to play first; a list gives one prompt per attempt (the last
@@ -135,16 +143,25 @@ class Call(Player, Inbound):
                 ``max_digits`` or a timeout), as Plivo does.
             retries: Plivo ``retries``: how many attempts in all (at least 1, default 1).
             no_input / invalid: played before the next attempt after ``NoInput`` /
-                ``Invalid``; a list escalates per attempt.
-            barge_in: keys interrupt the prompts.
+                ``Invalid``; a list escalates per event, as VoiceXML's ``count``: the *k*-th
+                ``NoInput`` plays entry *k* of ``no_input``, the *k*-th ``Invalid`` entry *k*
+                of ``invalid``, each counted on its own.
+            barge_in: what stops the prompts, as ``say``'s ``barge_in``: ``True`` (any key,
+                the default: Plivo's nested prompts stop at a key), ``"12"`` (those keys),
+                ``"speech"``, a :class:`BargeIn`, or ``False``.
             sensitive: keep the digits out of every log line (the result's ``repr`` masks
                 them too), for PINs and card numbers.
+            finish_timeout: seconds after a full entry within which the finish key still
+                belongs to it; ``None`` (the default) is ``digit_timeout``, ``0`` turns it
+                off (no Plivo counterpart: Plivo ignores keys beyond ``numDigits``).
+            flush: discard the type-ahead keys first, so the input starts from an empty
+                buffer (FreeClimb's ``flushBuffer``).
 
         Returns:
             ``Digits(value)``, ``NoInput()`` or ``Invalid(value)``: the last attempt's outcome.
 
         Raises:
-            ValueError: arguments Plivo would refuse.
+            ValueError: arguments Plivo would refuse; a negative ``finish_timeout``.
             CallEnded: the call is over.
         """
         rules = _collect.DigitRules(
@@ -156,6 +173,8 @@ class Call(Player, Inbound):
             valid_digits=valid_digits.upper(),
             barge_in=barge_in,
             sensitive=sensitive,
+            finish_timeout=digit_timeout if finish_timeout is None else finish_timeout,
+            flush=flush,
         )
         return await _collect.gather(
             self, prompt, rules, retries=retries, no_input=no_input, invalid=invalid
@@ -170,18 +189,26 @@ class Call(Player, Inbound):
         timeout: float = 5.0,
         no_input: AudioSource | Sequence[AudioSource] | None = None,
         invalid: AudioSource | Sequence[AudioSource] | None = None,
-        barge_in: bool = True,
+        barge_in: bool | str | BargeIn = True,
+        flush: bool = False,
     ) -> T | Any | NoInput | Invalid:
         """One key among ``choices``, with counted, escalating prompts (VoiceXML ``<menu>``).
 
-        ``prompt``, ``no_input`` and ``invalid`` may be lists: attempt *n* plays entry *n*
-        (the last repeats), like VoiceXML's ``count``. A key not in ``choices`` is ``Invalid``.
+        ``prompt``, ``no_input`` and ``invalid`` may be lists (the last entry repeats), like
+        VoiceXML's ``count``: attempt *n* plays entry *n* of ``prompt``; the *k*-th
+        ``NoInput`` plays entry *k* of ``no_input`` and the *k*-th ``Invalid`` entry *k* of
+        ``invalid``, counted per event. A key not in ``choices`` is ``Invalid``.
 
         Args:
             choices: single DTMF keys to values; a value that is a :class:`~callflow.Flow` or
-                an ``async def f(call)`` is a sub-flow: it runs, and its result is returned.
-            retries: attempts in all (default 3).
+                any callable but a class (an ``async def f(call)``, a lambda, a
+                ``functools.partial``) is a sub-flow: it is called with the call, its result
+                awaited when awaitable, and returned.
+            retries: attempts in all (default 3; Plivo's ``retries`` defaults to 1, but this
+                is VoiceXML's ``<menu>``, not a Plivo element, and callers expect a few tries).
             timeout: seconds to wait for the key after each prompt.
+            barge_in: what stops the prompts, as ``gather``'s.
+            flush: discard the type-ahead keys first.
 
         Returns:
             The chosen value (or the sub-flow's result), or ``NoInput()`` / ``Invalid()``
@@ -200,13 +227,14 @@ class Call(Player, Inbound):
             no_input=no_input,
             invalid=invalid,
             barge_in=barge_in,
+            flush=flush,
         )
 
     async def record(
         self,
         *,
         max_s: float = 60.0,
-        silence_s: float = 3.0,
+        silence_s: float = 15.0,
         finish_on_key: str = "#",
         beep: bool = True,
         vad: VadSettings | None = None,
@@ -218,6 +246,10 @@ class Call(Player, Inbound):
         ``finish_on_key`` is pressed from the beep on (that key is consumed), or when the caller
         hangs up: a hangup ends the recording, not the method, so a voicemail left by
         hanging up is kept.
+
+        The defaults are Plivo ``<Record>``'s: ``maxLength`` 60 s, ``timeout`` 15 s of
+        silence, ``finishOnKey`` ``#``, ``playBeep`` true (docs.plivo.com, XML reference,
+        Record). A voicemail prompt usually wants a shorter ``silence_s`` (3-5 s).
 
         Returns:
             A :class:`Recording`: ``audio`` (int16 at the stream rate), ``reason``

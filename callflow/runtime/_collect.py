@@ -44,6 +44,10 @@ def _nth(prompts: Any, count: int) -> Any:
     return prompts
 
 
+def _barge_in(spec: bool | str | BargeIn) -> BargeIn | None:
+    return BargeIn.of(spec)
+
+
 @attrs.frozen(kw_only=True)
 class DigitRules:
     """One attempt's input rules: Plivo GetDigits' parameters (see :meth:`Call.gather`).
@@ -58,8 +62,10 @@ class DigitRules:
     digit_timeout: float
     finish_on_key: str
     valid_digits: str
-    barge_in: bool
+    barge_in: BargeIn | None = attrs.field(converter=_barge_in)
     sensitive: bool
+    finish_timeout: float = 0.0
+    flush: bool = False
 
     def __attrs_post_init__(self) -> None:
         if not 1 <= self.min_digits <= self.max_digits:
@@ -76,6 +82,8 @@ class DigitRules:
             raise ValueError(f"valid_digits must be DTMF keys, not {self.valid_digits!r}")
         if self.timeout <= 0 or self.digit_timeout <= 0:
             raise ValueError("timeout and digit_timeout are positive seconds")
+        if not self.finish_timeout >= 0:
+            raise ValueError(f"finish_timeout is seconds, 0 or more, not {self.finish_timeout}")
 
 
 async def gather(
@@ -89,6 +97,8 @@ async def gather(
 ) -> GatherResult:
     if retries < 1:
         raise ValueError(f"retries counts attempts (Plivo: at least 1), not {retries}")
+    if rules.flush:
+        call.flush_dtmf()
     # Re-prompts escalate per event, as VoiceXML's ``count``: the n-th NoInput plays entry n of
     # ``no_input`` and the n-th Invalid entry n of ``invalid``, each counted on its own.
     no_inputs = invalids = 0
@@ -105,13 +115,14 @@ async def gather(
             reprompt = _nth(invalid, invalids)
             invalids += 1
         if reprompt is not None:
-            await call.say(reprompt, barge_in=rules.barge_in)
+            await call.say(reprompt, barge_in=rules.barge_in or False)
     return result
 
 
 async def _gather_once(call: Call, prompt: Any, rules: DigitRules) -> GatherResult:
-    if prompt is not None and not (rules.barge_in and call.pending_dtmf()):
-        await call.say(prompt, barge_in=rules.barge_in)  # type-ahead keys skip a barge-in prompt
+    if prompt is not None:
+        # A pending key that can barge in skips the prompt at once (``say``'s type-ahead rule).
+        await call.say(prompt, barge_in=rules.barge_in or False)
     # As Plivo's GetDigits (FreeSWITCH play_and_get_digits): the input ends at the finish key,
     # at max_digits keys or when a wait runs out, and only then is it checked as a whole. A key
     # outside valid_digits spoils the input but does not end it, so the keys typed after it
@@ -132,6 +143,10 @@ async def _gather_once(call: Call, prompt: Any, rules: DigitRules) -> GatherResu
         spoiled = spoiled or key not in rules.valid_digits
         digits += key
         wait = rules.digit_timeout
+    if len(digits) == rules.max_digits and rules.finish_on_key and rules.finish_timeout > 0:
+        # ``1234#`` with max_digits=4 is one entry: Plivo ignores keys beyond numDigits, so
+        # the finish key typed right after a full entry must not be the next input.
+        call._take_finish_key(rules.finish_on_key, rules.finish_timeout)
     if not digits and not finished:
         return NoInput()
     if spoiled or len(digits) < rules.min_digits:
@@ -148,7 +163,8 @@ async def menu(
     timeout: float,
     no_input: Any,
     invalid: Any,
-    barge_in: bool,
+    barge_in: bool | str | BargeIn,
+    flush: bool,
 ) -> T | Any | NoInput | Invalid:
     keys = "".join(choices)
     if not choices or len(keys) != len(choices) or set(keys) - set(DTMF_KEYS):
@@ -162,6 +178,7 @@ async def menu(
         valid_digits=keys,
         barge_in=barge_in,
         sensitive=False,
+        flush=flush,
     )
     result = await gather(call, prompt, rules, retries=retries, no_input=no_input, invalid=invalid)
     if not isinstance(result, Digits):

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 import attrs
 
@@ -22,6 +23,28 @@ def _lead(_: object, __: object, value: float) -> None:
         raise ValueError(
             f"max_lead_s must be at least {MIN_LEAD_S:.2f} s (one playAudio chunk), not {value}"
         )
+
+
+KeyPolicy = Literal["keep", "discard"]
+"""What happens to keys pressed during a prompt no key can stop (``uninterruptible_keys``)."""
+
+KEY_POLICIES: tuple[KeyPolicy, ...] = ("keep", "discard")
+
+
+def check_key_policy(value: object) -> KeyPolicy:
+    """``value`` if it is a :data:`KeyPolicy`.
+
+    Raises:
+        ValueError: anything else.
+    """
+    for policy in KEY_POLICIES:
+        if value == policy:
+            return policy
+    raise ValueError(f"uninterruptible_keys must be 'keep' or 'discard', not {value!r}")
+
+
+def _key_policy(_: object, __: object, value: object) -> None:
+    check_key_policy(value)
 
 
 @attrs.frozen(kw_only=True)
@@ -43,9 +66,14 @@ class RuntimeConfig:
             normally waits for its queued audio to play before the stream is closed.
         dtmf_buffer: type-ahead keys kept; beyond it the oldest is dropped and logged.
         write_timeout_s: how long one send to Plivo may take before the call is given up.
+        uninterruptible_keys: what happens to keys pressed while a ``say`` that no key can
+            stop is playing: ``"keep"`` (the default) keeps them as type-ahead for the next
+            input, ``"discard"`` drops them, as VoiceXML does when ``bargein`` is false. Each
+            call starts with this and may change it (``call.uninterruptible_keys``).
 
     Raises:
-        ValueError: ``max_lead_s`` below :data:`MIN_LEAD_S`.
+        ValueError: ``max_lead_s`` below :data:`MIN_LEAD_S`; ``uninterruptible_keys`` not
+            ``"keep"`` or ``"discard"``.
     """
 
     start_timeout_s: float = 10.0
@@ -56,6 +84,7 @@ class RuntimeConfig:
     drain_timeout_s: float = 2.0
     dtmf_buffer: int = 64
     write_timeout_s: float = 10.0
+    uninterruptible_keys: KeyPolicy = attrs.field(default="keep", validator=_key_policy)
 
 
 @attrs.frozen(kw_only=True)

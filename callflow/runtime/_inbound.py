@@ -14,7 +14,13 @@ import trio
 from callflow.audio import decode
 from callflow.protocol import ProtocolError
 from callflow.runtime import _warnings
-from callflow.runtime._config import CallInfo, RuntimeConfig, StatusEvent
+from callflow.runtime._config import (
+    CallInfo,
+    KeyPolicy,
+    RuntimeConfig,
+    StatusEvent,
+    check_key_policy,
+)
 from callflow.runtime._listen import InboundAudio
 from callflow.runtime._results import MachineDetection
 from callflow.runtime._state import CallState
@@ -31,6 +37,8 @@ class Inbound(CallState):
         self._machine_arrived = trio.Event()
         self._dtmf: collections.deque[str] = collections.deque()
         self._dtmf_arrived = trio.Event()
+        self._uninterruptible_keys: KeyPolicy = self._config.uninterruptible_keys
+        self._finish_key: tuple[str, float] | None = None  # (key, until): see _take_finish_key
         self._listeners: set[InboundAudio] = set()
         self._status: collections.deque[StatusEvent] = collections.deque(maxlen=256)
         self._status_arrived = trio.Event()
@@ -53,6 +61,23 @@ class Inbound(CallState):
             self._dtmf_arrived = trio.Event()
             await self._dtmf_arrived.wait()
         return self._dtmf.popleft()
+
+    @property
+    def uninterruptible_keys(self) -> KeyPolicy:
+        """What happens to keys pressed while a ``say`` that no key can stop is playing
+        (``barge_in=False``, or speech only): ``"keep"`` keeps them as type-ahead for the
+        next input, ``"discard"`` drops them, as VoiceXML does when ``bargein`` is false.
+        Starts as ``RuntimeConfig.uninterruptible_keys`` (``"keep"``); set it for this call.
+        Keys that stop a prompt, and keys pressed when no prompt plays, are always kept.
+
+        Raises:
+            ValueError: on setting anything but ``"keep"`` or ``"discard"``.
+        """
+        return self._uninterruptible_keys
+
+    @uninterruptible_keys.setter
+    def uninterruptible_keys(self, value: KeyPolicy) -> None:
+        self._uninterruptible_keys = check_key_policy(value)
 
     def pending_dtmf(self) -> str:
         """The type-ahead keys not yet taken, oldest first (they stay pending)."""
@@ -106,6 +131,18 @@ class Inbound(CallState):
             await self._machine_arrived.wait()
         return self._machine
 
+    def _take_finish_key(self, key: str, within_s: float) -> None:
+        """A gather's entry is complete (``max_digits`` keys): the finish ``key`` typed right
+        after it belongs to it. Taken now when it is the next key pending; when no key is
+        pending, the next key is dropped if it is ``key`` and comes within ``within_s``
+        seconds."""
+        self._finish_key = None
+        if self._dtmf:
+            if self._dtmf[0] == key:
+                self._dtmf.popleft()
+            return
+        self._finish_key = (key, trio.current_time() + within_s)
+
     def _take_key(self, digit: str) -> None:
         """Consume the oldest pending ``digit`` (a key that ended a recording)."""
         with contextlib.suppress(ValueError):
@@ -141,17 +178,27 @@ class Inbound(CallState):
             watcher(frame)
 
     def _on_dtmf(self, digit: str) -> None:
-        if len(self._dtmf) >= self._config.dtmf_buffer:
-            # The key itself is not logged: it may belong to a PIN a later
-            # ``gather(sensitive=True)`` would have kept out of every log line.
-            self._dtmf.popleft()
-            log.warning(
-                "call=%s type-ahead buffer full (%d keys); dropped the oldest key",
-                self.call_id,
-                self._config.dtmf_buffer,
-            )
-        self._dtmf.append(digit)
-        self._dtmf_arrived.set()
+        if self._finish_key is not None:
+            key, until = self._finish_key
+            self._finish_key = None  # only the very next key can close the last entry
+            if digit == key and trio.current_time() <= until:
+                log.debug("call=%s finish key after a full entry: taken with it", self.call_id)
+                return
+        if self._uninterruptible_says and self._uninterruptible_keys == "discard":
+            log.debug("call=%s key during a prompt no key can stop: discarded", self.call_id)
+        else:
+            if len(self._dtmf) >= self._config.dtmf_buffer:
+                # The key itself is not logged: it may belong to a PIN a later
+                # ``gather(sensitive=True)`` would have kept out of every log line.
+                self._dtmf.popleft()
+                log.warning(
+                    "call=%s type-ahead buffer full (%d keys); dropped the oldest key",
+                    self.call_id,
+                    self._config.dtmf_buffer,
+                )
+            self._dtmf.append(digit)
+            self._dtmf_arrived.set()
+        # Watchers see every key, kept or not (a recording's finish key may come in its beep).
         for watcher in list(self._key_watchers):
             watcher(digit)
 

@@ -59,7 +59,10 @@ class Player(CallState):
         """Queue ``source`` for playback and return once it is sent, not heard.
 
         Never queues more than ``RuntimeConfig.max_lead_s`` seconds beyond what Plivo has
-        confirmed played: a long source is sent as playback progresses.
+        confirmed played: a long source is sent as playback progresses. A ``play`` cancelled
+        before it has sent everything clears the queue (``clearAudio``, shielded and bounded,
+        as a cancelled ``say`` does), so audio a cancelled task left behind never plays on
+        unseen; audio of a ``play`` that returned belongs to the call and plays out.
 
         Returns:
             The seconds of audio queued.
@@ -70,9 +73,14 @@ class Player(CallState):
             callflow.audio.AudioError: a WAV file that cannot be read.
         """
         start = self._ledger.sent_s
-        async with aclosing(source_payloads(source, self._format)) as payloads:
-            async for payload in payloads:
-                await self._send_audio(payload)
+        epoch = self._clear_epoch
+        try:
+            async with aclosing(source_payloads(source, self._format)) as payloads:
+                async for payload in payloads:
+                    await self._send_audio(payload)
+        except trio.Cancelled:
+            await self._clear_on_cancel(epoch)  # nothing a cancelled task queued plays on
+            raise
         return self._ledger.sent_s - start
 
     async def say(self, source: AudioSource, *, barge_in: bool | str | BargeIn = False) -> Playback:
@@ -86,7 +94,15 @@ class Player(CallState):
         stops it at once: callflow sends ``clearAudio``, waits (bounded) for
         ``clearedAudio``, and returns ``completed=False`` with ``interrupted_by`` set to the
         key or ``"speech"``. The key is not consumed: the next ``gather``/``wait_dtmf`` sees it.
-        Keys pressed before this ``say`` began do not interrupt it.
+
+        Type-ahead: a pending key (pressed before this ``say`` began and not yet taken) that
+        is a barge-in key interrupts it at once, so nothing is sent: ``completed=False``,
+        ``heard_s=0``, ``interrupted_by`` that key. One rule for every prompt, ``gather``'s
+        and ``menu``'s too: a key that lands between two prompts answers the next at once.
+
+        Keys pressed while a ``say`` that no key can stop plays (``barge_in=False`` or speech
+        only) are kept as type-ahead or dropped, as ``call.uninterruptible_keys`` says
+        (``"keep"`` by default).
 
         If the flow's own cancel scope ends the ``say`` (``trio.move_on_after`` around it), the
         queued audio is cleared the same way before the cancellation goes on; if another task
@@ -100,12 +116,19 @@ class Player(CallState):
             CallEnded: the call is over.
         """
         trigger = BargeIn.of(barge_in)
+        self._raise_if_ended()
+        typed = self._pending_barge_in(trigger)
+        if typed is not None:
+            duration = source.duration_s if isinstance(source, Audio) else 0.0
+            return Playback(False, duration, 0.0, typed)
         epoch = self._clear_epoch
         start = self._ledger.sent_s
         interrupted_by: str | None = None
         heard_at = 0.0
         completed = False
         unwatch = None
+        deaf = trigger is None or not trigger.keys  # no key can stop it
+        self._uninterruptible_says += deaf
         try:
             with trio.CancelScope() as scope:
 
@@ -133,6 +156,7 @@ class Player(CallState):
             await self._clear_on_cancel(epoch)
             raise
         finally:
+            self._uninterruptible_says -= deaf
             if unwatch is not None:
                 unwatch()
         end = self._ledger.sent_s
@@ -159,6 +183,12 @@ class Player(CallState):
             contextlib.suppress(CallEnded),
         ):
             await self.clear()
+
+    def _pending_barge_in(self, trigger: BargeIn | None) -> str | None:
+        """The oldest pending key that ``trigger`` lets barge in, else None."""
+        if trigger is None or not trigger.keys:
+            return None
+        return next((key for key in self._dtmf if trigger.matches_key(key)), None)
 
     def _watch(self, trigger: BargeIn, interrupt: Callable[[str], None]) -> Callable[[], None]:
         """Call ``interrupt(cause)`` from the reader when ``trigger`` fires; returns the undo."""

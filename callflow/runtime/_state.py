@@ -11,6 +11,7 @@ the writer lock). Each part keeps its own state and wakes its own waiters when t
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Awaitable, Callable
 
 import numpy as np
@@ -28,6 +29,9 @@ class CallState:
     _write: Callable[[str], Awaitable[None]]
     """Send one message to Plivo through the call's one writer (``_attach.Line.write``)."""
 
+    _dtmf: collections.deque[str]
+    """The type-ahead keys, oldest first (``_inbound.Inbound``)."""
+
     def __init__(self, info: CallInfo, config: RuntimeConfig | None) -> None:
         self.info = info
         """Ids, format, extra headers and answer-webhook params (:class:`CallInfo`)."""
@@ -38,6 +42,9 @@ class CallState:
         """Whether Plivo ended the stream (socket closed or ``stop``), not the flow."""
         self._wakeups: set[trio.Event] = set()
         self._key_watchers: list[Callable[[str], None]] = []
+        self._uninterruptible_says = 0
+        """``say`` calls playing now that no key can stop (``_playback.Player.say``); while
+        any is, ``_inbound.Inbound`` applies ``uninterruptible_keys`` to each key."""
         self._frame_watchers: list[Callable[[npt.NDArray[np.int16]], None]] = []
 
     @property

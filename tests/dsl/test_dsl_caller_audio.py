@@ -217,6 +217,25 @@ async def test_silence_alone_ends_a_recording_with_no_speech(
     assert rec.duration_s == pytest.approx(2.0, abs=0.021)
 
 
+async def test_record_defaults_are_plivo_records(autojump_clock: trio.testing.MockClock) -> None:
+    """Plivo ``<Record>``: ``timeout`` 15 s of silence, ``maxLength`` 60 s, ``playBeep``."""
+
+    async def script(caller: FakePlivo) -> None:
+        await caller.hears(BEEP)
+
+    rec, _, _ = await recording(script)
+    assert rec.reason == "silence"
+    assert rec.duration_s == pytest.approx(15.0, abs=0.021)
+
+    async def talker(caller: FakePlivo) -> None:
+        await caller.hears(BEEP)
+        await caller.speak(voice(70.0))
+
+    rec, _, _ = await recording(talker)
+    assert rec.reason == "max_length"
+    assert rec.duration_s == pytest.approx(60.0, abs=0.021)
+
+
 async def test_record_stops_on_the_finish_key_and_consumes_it(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
