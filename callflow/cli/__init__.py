@@ -2,6 +2,7 @@
 
 ::
 
+    callflow new DIR
     callflow serve FOLDER [--host 127.0.0.1] [--port 8000] [--public-url URL]
                           [--log-level info] [--drain-timeout 10]
     callflow routes FOLDER [--json]
@@ -25,13 +26,13 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 from callflow._loader import FlowLoadError
-from callflow.cli import _dial, _inspect, _serve
+from callflow.cli import _dial, _inspect, _new, _serve
 from callflow.cli._common import UsageError
 
 __all__ = ["UsageError", "main"]
 
 #: The modules whose ``add_commands`` build the subcommands, in the order ``--help`` lists them.
-COMMAND_MODULES = (_serve, _inspect, _dial)
+COMMAND_MODULES = (_new, _serve, _inspect, _dial)
 
 
 def package_version() -> str:
