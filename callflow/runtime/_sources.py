@@ -4,6 +4,7 @@ strings of whole samples in the stream's format, each at most one chunk
 
 from __future__ import annotations
 
+import collections
 import os
 from collections.abc import AsyncGenerator, AsyncIterable
 from pathlib import Path
@@ -36,7 +37,10 @@ async def payloads(source: AudioSource, fmt: Format) -> AsyncGenerator[str, None
     if isinstance(source, Audio):
         for payload in source.payloads(fmt):
             yield payload
-    elif isinstance(source, bytes | bytearray | memoryview):
+    elif isinstance(source, bytes):
+        for payload in _raw_cache.payloads(source, fmt):
+            yield payload
+    elif isinstance(source, bytearray | memoryview):
         for payload in raw_payloads(bytes(source), fmt):
             yield payload
     elif isinstance(source, str | os.PathLike):
@@ -73,6 +77,55 @@ def raw_payloads(raw: bytes, fmt: Format) -> tuple[str, ...]:
     if len(raw) % fmt.sample_width:
         raise ValueError(f"{len(raw)} bytes is not a whole number of {fmt.content_type} samples")
     return chunk_payloads(raw, fmt)
+
+
+class RawPayloadCache:
+    """The payloads of raw ``bytes`` prompts, encoded once per format, as :class:`Audio`'s are.
+
+    Keyed by content: ``bytes`` are immutable and cache their own hash, so a prompt held in a
+    module constant costs one dict look-up per play (an identity compare), and another
+    ``bytes`` object with the same content hits too. ``bytearray`` and ``memoryview`` can
+    change under the cache and are never cached, nor are the chunks of a streaming source
+    (each is played once). Least recently used entries go first once the cached raw audio
+    passes ``max_bytes`` (default 64 MiB, about 2 h of μ-law); a prompt larger than that is
+    encoded each time.
+    """
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self._entries: collections.OrderedDict[tuple[bytes, Format], tuple[str, ...]] = (
+            collections.OrderedDict()
+        )
+        self._size = 0
+        self.encodings = 0
+        """How many times a prompt was encoded (misses), for tests and the bench."""
+
+    def payloads(self, raw: bytes, fmt: Format) -> tuple[str, ...]:
+        """``raw_payloads(raw, fmt)``, from the cache when it was encoded before.
+
+        Raises:
+            ValueError: not a whole number of ``fmt``'s samples (never cached).
+        """
+        key = (raw, fmt)
+        found = self._entries.get(key)
+        if found is not None:
+            self._entries.move_to_end(key)
+            return found
+        encoded = raw_payloads(raw, fmt)
+        self.encodings += 1
+        if len(raw) <= self.max_bytes:
+            self._entries[key] = encoded
+            self._size += len(raw)
+            while self._size > self.max_bytes:
+                (old, _), _ = self._entries.popitem(last=False)
+                self._size -= len(old)
+        return encoded
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+_raw_cache = RawPayloadCache()
 
 
 @attrs.frozen
