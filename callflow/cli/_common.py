@@ -7,6 +7,7 @@ import logging
 import sys
 from typing import Any
 
+from callflow.observe import JsonFormatter
 from callflow.server import check_public_url
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -43,8 +44,15 @@ def public_url(value: str | None) -> str | None:
         raise UsageError(f"--public-url: {exc}") from None
 
 
-def setup_logging(level: str) -> None:
-    """Log records at ``level`` and above to stderr, one line each."""
+def setup_logging(level: str, log_format: str = "text") -> None:
+    """Log records at ``level`` and above to stderr, one line each: plain text, or with
+    ``log_format="json"`` one JSON object per line carrying the call id, stream id and flow
+    path of the call it belongs to (:class:`callflow.observe.JsonFormatter`)."""
+    if log_format == "json":
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        logging.basicConfig(level=getattr(logging, level.upper()), handlers=[handler])
+        return
     logging.basicConfig(
         level=getattr(logging, level.upper()),
         format=LOG_FORMAT,

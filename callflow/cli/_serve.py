@@ -59,6 +59,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="log level (info)",
     )
     serve.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="text lines, or one JSON object per line with call_id, stream_id, flow (text)",
+    )
+    serve.add_argument(
         "--drain-timeout",
         type=float,
         default=DEFAULT_DRAIN_TIMEOUT,
@@ -96,7 +102,7 @@ def _seconds(text: str) -> float:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
     base_url = public_url(args.public_url)
     try:
         drain_answer = DrainAnswer.parse(args.drain_answer)

@@ -4,6 +4,12 @@ The bottom layer (imports only ``prometheus_client`` and the standard library); 
 and the server import it, never the reverse.
 """
 
+from callflow.observe._logjson import (
+    CALL_CONTEXT,
+    CallLogContext,
+    JsonFormatter,
+    bind_call,
+)
 from callflow.observe._logsafe import (
     MAX_ESCAPED_CHARS,
     MAX_LINE_CHARS,
@@ -17,6 +23,7 @@ from callflow.observe._metrics import (
     MULTIPROC_ENV,
     NO_FLOW,
     OUTCOMES,
+    FlowMetrics,
     Metrics,
     mark_worker_dead,
     multiprocess_dir,
@@ -24,6 +31,7 @@ from callflow.observe._metrics import (
 )
 
 __all__ = [
+    "CALL_CONTEXT",
     "MAX_ESCAPED_CHARS",
     "MAX_LINE_CHARS",
     "MAX_VALUE_CHARS",
@@ -31,8 +39,12 @@ __all__ = [
     "MULTIPROC_ENV",
     "NO_FLOW",
     "OUTCOMES",
+    "CallLogContext",
+    "FlowMetrics",
+    "JsonFormatter",
     "Metrics",
     "WarningLimiter",
+    "bind_call",
     "escape",
     "mark_worker_dead",
     "multiprocess_dir",

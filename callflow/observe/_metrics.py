@@ -174,6 +174,7 @@ class Metrics:
             registry=r,
             buckets=_ROUND_TRIP_BUCKETS,
         )
+        self._flows: dict[str, FlowMetrics] = {}
 
         # --- hardening ---------------------------------------------------------------------
         #: Log lines not written because a rate limit held them back, by kind (the log
@@ -212,6 +213,48 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+
+    def for_flow(self, flow: str) -> FlowMetrics:
+        """The per-flow children of the flow-labelled metrics, made once per flow path."""
+        bound = self._flows.get(flow)
+        if bound is None:
+            bound = self._flows[flow] = FlowMetrics(self, flow)
+        return bound
+
+
+class FlowMetrics:
+    """The children of :class:`Metrics`' flow-labelled metrics for one flow path, looked up
+    once (``labels()`` costs a lock and a dict lookup; these are plain attribute reads).
+
+    A call holds its flow's; the hot paths update these directly.
+    """
+
+    def __init__(self, metrics: Metrics, flow: str) -> None:
+        self.flow = flow
+        m = metrics
+        self.calls_active = m.calls_active.labels(flow=flow)
+        self.outcomes = {o: m.calls_total.labels(flow=flow, outcome=o) for o in OUTCOMES}
+        self.barge_in_dtmf = m.barge_in_latency_seconds.labels(flow=flow, trigger="dtmf")
+        self.barge_in_speech = m.barge_in_latency_seconds.labels(flow=flow, trigger="speech")
+        self.time_to_first_audio = m.time_to_first_audio_seconds.labels(flow=flow)
+        self.answer_to_start = m.answer_to_start_seconds.labels(flow=flow)
+        self.checkpoint_round_trip = m.checkpoint_round_trip_seconds.labels(flow=flow)
+        self.reconnects = m.reconnects_total.labels(flow=flow)
+        self.reattaches = m.reattaches_total.labels(flow=flow)
+        self.detaches = m.detaches_total.labels(flow=flow)
+        self.detaches_expired = m.detaches_expired_total.labels(flow=flow)
+        self.detach_gap = m.detach_gap_seconds.labels(flow=flow)
+        self._metrics = m
+
+    def protocol_error(self, kind: str) -> None:
+        """Count one protocol error of ``kind`` (one of the documented kinds)."""
+        self._metrics.protocol_errors_total.labels(flow=self.flow, kind=kind).inc()
+
+    def flow_exception(self, exc: BaseException) -> None:
+        """Count one exception the flow raised, by its class name."""
+        self._metrics.flow_exceptions_total.labels(
+            flow=self.flow, exception=type(exc).__name__
+        ).inc()
 
 
 #: The process-wide metrics; the runtime and the server update these.

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import trio
 
+from callflow.observe import FlowMetrics
 from callflow.protocol import ExtraHeaders, SendDTMF, encode
 from callflow.runtime import _collect
 from callflow.runtime._attach import Line
@@ -69,8 +70,11 @@ class Call(Player, Inbound):
         transport: Transport,
         config: RuntimeConfig | None = None,
         rest: PlivoRest | None = None,
+        metrics: FlowMetrics | None = None,
     ) -> None:
         super().__init__(info, config)
+        if metrics is not None:
+            self._metrics = metrics
         self._line = Line(self, transport, self._config)
         self._write = self._line.write
         self._rest = rest

@@ -165,6 +165,7 @@ class Inbound(CallState):
             frame = decode(base64.b64decode(payload), self._format)
         except ValueError as exc:  # binascii.Error is a ValueError
             self.protocol_errors += 1
+            self._metrics.protocol_error("bad_payload")
             error = ProtocolError(
                 f"payload is not {self._format.content_type} audio in base64 ({exc})",
                 event="media",

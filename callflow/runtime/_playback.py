@@ -49,6 +49,12 @@ class Player(CallState):
         self._latest_clear = self._clear_done
         self._barge_in_pending = False
         self._heard_at_clear = 0.0
+        # for the metrics: time to first audio, barge-in latency, checkpoint round trips
+        self._started_at = trio.current_time()
+        self._first_audio_sent = False
+        self._barge_in_at: float | None = None
+        self._barge_in_by_speech = False
+        self._mark_sent_at: dict[str, float] = {}
 
     @property
     def queued_s(self) -> float:
@@ -140,6 +146,8 @@ class Player(CallState):
                         scope.cancel()
                         if self._clear_epoch == epoch and self._ledger.queued_s > 0:
                             self._barge_in_pending = True  # the reader sends clearAudio next
+                            self._barge_in_at = trio.current_time()
+                            self._barge_in_by_speech = cause == "speech"
 
                 if trigger is not None:
                     unwatch = self._watch(trigger, interrupt)
@@ -260,6 +268,11 @@ class Player(CallState):
         done = self._latest_clear = self._clear_done
         self._ledger.clear_sent()
         await self._write(encode(ClearAudio(stream_id=self.info.stream_id)))
+        if self._barge_in_at is not None:  # this clearAudio answers a barge-in
+            m = self._metrics
+            latency = m.barge_in_speech if self._barge_in_by_speech else m.barge_in_dtmf
+            latency.observe(trio.current_time() - self._barge_in_at)
+            self._barge_in_at = None
         return done
 
     async def _barge_in_clear(self) -> None:
@@ -296,7 +309,11 @@ class Player(CallState):
         if epoch is not None and epoch != self._clear_epoch:
             return False
         await self._write(play_audio_message(self._prefix, payload))
-        self._ledger.audio_sent(seconds, trio.current_time())
+        now = trio.current_time()
+        self._ledger.audio_sent(seconds, now)
+        if not self._first_audio_sent:
+            self._first_audio_sent = True
+            self._metrics.time_to_first_audio.observe(now - self._started_at)
         if mark and self._ledger.unmarked_s >= self._config.mark_interval_s:
             await self._send_mark()
         return True
@@ -318,6 +335,7 @@ class Player(CallState):
         self._used_names.add(name)
         self._mark_waiters[name] = trio.Event()
         self._ledger.mark(name)
+        self._mark_sent_at[name] = trio.current_time()
         await self._write(encode(Checkpoint(stream_id=self.info.stream_id, name=name)))
         return name
 
@@ -346,7 +364,11 @@ class Player(CallState):
         self._clear_done = trio.Event()
 
     def _resolve(self, marks: Sequence[Mark], *, played: bool) -> None:
+        now = trio.current_time()
         for mark in marks:
+            sent_at = self._mark_sent_at.pop(mark.name, None)
+            if played and sent_at is not None:
+                self._metrics.checkpoint_round_trip.observe(now - sent_at)
             event = self._mark_waiters.get(mark.name)
             if event is not None:
                 self._mark_results[mark.name] = played

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import trio
 
-from callflow.observe import quote
+from callflow.observe import CALL_CONTEXT, METRICS, FlowMetrics, bind_call, quote
 from callflow.protocol import (
     ClearedAudio,
     Dtmf,
@@ -102,6 +103,7 @@ async def run_call(
     live_calls: LiveCalls | None = None,
     config: RuntimeConfig | None = None,
     rest: PlivoRest | None = None,
+    answered_at: float | None = None,
 ) -> None:
     """Run ``flow`` for the call whose stream arrives on ``transport``, until the call ends.
 
@@ -113,23 +115,55 @@ async def run_call(
     :class:`CallEnded`; the flow gets ``config.hangup_grace_s`` to finish its clean-up, then is
     cancelled). Nothing started here outlives the call.
 
+    ``answered_at`` (Unix seconds) is when the answer webhook was answered, for the
+    ``callflow_answer_to_start_seconds`` metric. Every log line of the call carries its ids
+    and flow path (:func:`callflow.observe.bind_call`); its metrics are labelled by
+    ``flow.path``.
+
     Never raises for anything the call does; closes ``transport`` before returning.
-    Cancelling the caller's scope ends the call at once.
+    Cancelling the caller's scope ends the call at once (outcome ``drained``).
     """
     config = config or RuntimeConfig()
+    metrics = METRICS.for_flow(flow.path)
     # Until ``start`` names the call, it is the one the answer webhook was for.
-    answered = _warnings.call_key((answer_params or {}).get("CallUUID"))
+    answered_uuid = (answer_params or {}).get("CallUUID")
+    answered = _warnings.call_key(answered_uuid)
+    context = bind_call(call_id=answered_uuid, flow=flow.path)
     try:
-        start = await _wait_for_start(transport, config, flow, answered)
+        await _run_started(
+            flow, transport, answer_params, live_calls, config, rest, metrics, answered, answered_at
+        )
+    finally:
+        CALL_CONTEXT.reset(context)  # the caller's (a connection task's) context again
+
+
+async def _run_started(
+    flow: Flow,
+    transport: Transport,
+    answer_params: Mapping[str, str] | None,
+    live_calls: LiveCalls | None,
+    config: RuntimeConfig,
+    rest: PlivoRest | None,
+    metrics: FlowMetrics,
+    answered: str,
+    answered_at: float | None,
+) -> None:
+    try:
+        start = await _wait_for_start(transport, config, flow, answered, metrics)
     except _Refused as refused:
         log.error("%s; closing the stream", refused)
+        metrics.outcomes["refused"].inc()
         await transport.aclose(refused.code, refused.reason)
         return
     except TransportClosed:
         log.info("%s stream closed before start (flow %s)", answered, flow.path)
+        metrics.outcomes["hung_up"].inc()
         return
     finally:
         _warnings.flush(answered)
+    bind_call(call_id=start.call_id, stream_id=start.stream_id, flow=flow.path)
+    if answered_at is not None:
+        metrics.answer_to_start.observe(max(0.0, time.time() - answered_at))
 
     info = CallInfo(
         call_id=start.call_id,
@@ -140,9 +174,11 @@ async def run_call(
         extra_headers=start.extra_headers,
         answer_params=dict(answer_params or {}),
     )
-    call = Call(info, transport, config, rest)
+    call = Call(info, transport, config, rest, metrics)
     if live_calls is not None:
         live_calls.add(call)
+    metrics.calls_active.inc()
+    flow_raised = cancelled = False
     log.info(
         "call=%s stream=%s started flow %s (%s)",
         call.call_id,
@@ -153,14 +189,21 @@ async def run_call(
     try:
         async with trio.open_nursery() as nursery:
             flow_done = trio.Event()
-            nursery.start_soon(_read, call, transport, flow_done, nursery.cancel_scope, config)
-            await _run_flow(flow, call)
+            nursery.start_soon(
+                _read, call, transport, flow_done, nursery.cancel_scope, config, metrics
+            )
+            flow_raised = await _run_flow(flow, call, metrics)
             flow_done.set()
             if not call.ended:
                 await _drain(call, config)
             call._end("flow finished")
             nursery.cancel_scope.cancel()
+    except BaseException:  # only cancellation gets here (exception policy): the server's
+        cancelled = True  # drain deadline, or whoever runs the call, ended it
+        raise
     finally:
+        metrics.calls_active.dec()
+        metrics.outcomes[_outcome(call, flow_raised=flow_raised, cancelled=cancelled)].inc()
         if live_calls is not None:
             live_calls.discard(call)
         call._end(call._ended.reason if call._ended else "flow finished")
@@ -177,6 +220,21 @@ async def run_call(
         )
 
 
+DRAINED_REASON = "drained"
+"""``CallEnded.reason`` of a call that a server's drain deadline ended."""
+
+
+def _outcome(call: Call, *, flow_raised: bool, cancelled: bool) -> str:
+    """The ``outcome`` label of ``callflow_calls_total`` for a call that ran its flow."""
+    if flow_raised:
+        return "flow_error"
+    if cancelled or (call._ended is not None and call._ended.reason == DRAINED_REASON):
+        return "drained"
+    if call.ended_by_plivo:
+        return "hung_up"
+    return "completed"
+
+
 class _Refused(Exception):
     def __init__(self, message: str, code: int = 1008, reason: str = "") -> None:
         super().__init__(message)
@@ -185,7 +243,7 @@ class _Refused(Exception):
 
 
 async def _wait_for_start(
-    transport: Transport, config: RuntimeConfig, flow: Flow, answered: str
+    transport: Transport, config: RuntimeConfig, flow: Flow, answered: str, metrics: FlowMetrics
 ) -> Start:
     """The stream's ``start`` event; anything before it is logged and skipped.
 
@@ -203,11 +261,13 @@ async def _wait_for_start(
             try:
                 event = parse(text)
             except ProtocolError as exc:
+                metrics.protocol_error("before_start")
                 _warnings.UNREADABLE.warning(
                     answered, "flow=%s before start: unreadable message: %s", flow.path, exc
                 )
                 continue
             if isinstance(event, UnknownEvent):
+                metrics.protocol_error("before_start")
                 _warnings.UNKNOWN_EVENTS.warning(
                     answered,
                     "flow=%s before start: ignoring unknown event %s",
@@ -216,6 +276,7 @@ async def _wait_for_start(
                 )
                 continue
             if not isinstance(event, Start):
+                metrics.protocol_error("before_start")
                 log.warning(
                     "%s flow=%s before start: ignoring %s event",
                     answered,
@@ -226,8 +287,10 @@ async def _wait_for_start(
             try:
                 fmt = event.format
             except ProtocolError as exc:
+                metrics.protocol_error("wrong_format")
                 raise _Refused(f"call={event.call_id} {exc}") from None
             if fmt is not flow.format:
+                metrics.protocol_error("wrong_format")
                 raise _Refused(
                     f"call={event.call_id} field start.mediaFormat: the stream is "
                     f"{fmt.content_type} but flow {flow.path} declares "
@@ -236,13 +299,15 @@ async def _wait_for_start(
                     reason="wrong audio format",
                 )
             return event
+    metrics.protocol_error("no_start")
     raise _Refused(
         f"{answered} flow={flow.path} no start event within {config.start_timeout_s:.0f} s"
     )
 
 
-async def _run_flow(flow: Flow, call: Call) -> None:
-    """Run the flow; log its outcome once. Only cancellation escapes."""
+async def _run_flow(flow: Flow, call: Call, metrics: FlowMetrics) -> bool:
+    """Run the flow; log its outcome once; True when it raised (other than
+    :class:`CallEnded`). Only cancellation escapes."""
     try:
         await flow.handler(call)
     except Exception as exc:
@@ -250,7 +315,10 @@ async def _run_flow(flow: Flow, call: Call) -> None:
             log.info("call=%s flow %s stopped: the call ended", call.call_id, flow.name)
         else:
             log.exception("call=%s flow %s raised; ending this call", call.call_id, flow.name)
+            metrics.flow_exception(exc)
             call._end(f"flow raised {type(exc).__name__}")
+            return True
+    return False
 
 
 def _only_call_ended(exc: BaseException) -> bool:
@@ -274,13 +342,14 @@ async def _read(
     flow_done: trio.Event,
     call_scope: trio.CancelScope,
     config: RuntimeConfig,
+    metrics: FlowMetrics,
 ) -> None:
     """The call's one reader: each message is parsed and dispatched inline by
     :func:`_dispatcher`'s function, where the transport reads it (no task or channel hop per
     message; on the server, no task switch at all unless the call must act). This task wakes
     only to send a barge-in's ``clearAudio`` and at the end of the stream. On close, it ends
     the call and gives the flow its grace period."""
-    dispatch, stopped = _dispatcher(call)
+    dispatch, stopped = _dispatcher(call, metrics)
     try:
         while not stopped():
             await receive_until(transport, dispatch)
@@ -306,7 +375,9 @@ async def _read(
     call_scope.cancel()
 
 
-def _dispatcher(call: Call) -> tuple[Callable[[str], bool], Callable[[], bool]]:
+def _dispatcher(
+    call: Call, metrics: FlowMetrics
+) -> tuple[Callable[[str], bool], Callable[[], bool]]:
     """``(dispatch, stopped)`` for ``call``'s reader.
 
     ``dispatch(text)`` parses one message from Plivo and hands it to the call, synchronously
@@ -332,6 +403,7 @@ def _dispatcher(call: Call) -> tuple[Callable[[str], bool], Callable[[], bool]]:
             event = parse_loaded(tag, obj, text)
         except ProtocolError as exc:
             call.protocol_errors += 1
+            metrics.protocol_error("unreadable")
             _warnings.UNREADABLE.warning(key, "unreadable message from Plivo: %s", exc)
             return False
         if type(event) is Media:
@@ -351,12 +423,14 @@ def _dispatcher(call: Call) -> tuple[Callable[[str], bool], Callable[[], bool]]:
             stop_seen = True
             return True
         elif type(event) is UnknownEvent:
+            metrics.protocol_error("unknown_event")
             _warnings.UNKNOWN_EVENTS.warning(
                 key,
                 "unknown event %s from Plivo; ignored",
                 quote(event.event, _warnings.MAX_CALL_ID_CHARS),
             )
         elif type(event) is Start:
+            metrics.protocol_error("second_start")
             log.warning("call=%s second start event; ignored", call_id)
         return False
 

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import trio
 
+from callflow.observe import METRICS, NO_FLOW, FlowMetrics
 from callflow.protocol import Format
 from callflow.runtime._config import CallInfo, RuntimeConfig
 from callflow.runtime._errors import CallEnded
@@ -46,6 +47,9 @@ class CallState:
         """``say`` calls playing now that no key can stop (``_playback.Player.say``); while
         any is, ``_inbound.Inbound`` applies ``uninterruptible_keys`` to each key."""
         self._frame_watchers: list[Callable[[npt.NDArray[np.int16]], None]] = []
+        self._metrics: FlowMetrics = METRICS.for_flow(NO_FLOW)
+        """The flow's metrics (``run_call`` gives the flow's own); updated per event (a first
+        chunk, a barge-in, an ack, an unreadable frame), never per media frame."""
 
     @property
     def call_id(self) -> str:

@@ -29,6 +29,17 @@ import attrs
 import trio
 from lxml import etree
 
+from callflow.runtime._session import DRAINED_REASON
+
+__all__ = [
+    "CLOSE_GRACE",
+    "DRAINED_REASON",
+    "FLOW_END_GRACE",
+    "HARD_DEADLINE",
+    "Drain",
+    "DrainAnswer",
+]
+
 FLOW_END_GRACE = 2.0
 """Seconds after the drain deadline that flows ended with ``CallEnded("drained")`` get for
 their ``finally`` blocks before they are cancelled."""
@@ -39,9 +50,6 @@ they are cut."""
 
 HARD_DEADLINE = 5.0
 """Seconds after the drain deadline by which ``callflow serve`` has exited, every time."""
-
-DRAINED_REASON = "drained"
-"""``CallEnded.reason`` of a call ended by the drain deadline."""
 
 
 @attrs.frozen

@@ -13,7 +13,8 @@ import logging
 import h11
 import trio
 
-from callflow.observe import WarningLimiter, escape
+from callflow.observe import CALL_CONTEXT, WarningLimiter, escape
+from callflow.observe import render as render_metrics
 from callflow.server import _http
 from callflow.server._drain import Drain, DrainAnswer
 from callflow.server._health import Health
@@ -135,6 +136,21 @@ class Front:
         method = head.method.decode("ascii", "replace").upper()
         target = head.target.decode("ascii", "replace")
         path, _, query = target.partition("?")
+        context = CALL_CONTEXT.set(None)  # a webhook handler binds its call for this request
+        try:
+            return await self._respond(conn, head, method, target, path, query)
+        finally:
+            CALL_CONTEXT.reset(context)
+
+    async def _respond(
+        self,
+        conn: HttpConnection,
+        head: h11.Request,
+        method: str,
+        target: str,
+        path: str,
+        query: str,
+    ) -> bool:
         try:
             body = b""
             with trio.move_on_after(_http.BODY_TIMEOUT) as body_scope:
@@ -153,6 +169,9 @@ class Front:
             )
             if kind == "health":
                 status, payload, content_type = self.health.respond(path)
+            elif kind == "metrics":
+                payload, content_type = render_metrics()
+                status = 200
             elif kind == "answer":
                 assert flow is not None
                 if self.drain.draining:

@@ -8,6 +8,7 @@ work only the task can do). Linux only (``select.epoll``).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import select
 from typing import Final
@@ -66,7 +67,8 @@ class ReadLoop:
                 for fd, _ in epoll.poll(0, batch):
                     transport = parked.get(fd)
                     if transport is not None:
-                        transport._on_readable()
+                        # in the parked task's context, so what dispatch logs names its call
+                        transport._context.run(transport._on_readable)
         finally:
             for transport in list(parked.values()):
                 transport._read_loop = None
@@ -104,12 +106,14 @@ class ParkedReader(FrameCodec):
     _waiter: trio.lowlevel.Task | None
     _dispatch: Dispatch | None
     _handoff: bytes | object | None
+    _context: contextvars.Context
 
     async def _park(self, loop: ReadLoop, dispatch: Dispatch) -> bool:
         """Let ``loop`` read and dispatch for this task until it wakes us: True when
         ``dispatch`` asked for the task, False when there is work for it (``_handoff``) or
         the loop stopped."""
         self._dispatch = dispatch
+        self._context = contextvars.copy_context()  # O(1): the call's log context
         self._waiter = trio.lowlevel.current_task()
         self._reading = True
         loop._watch(self)

@@ -10,6 +10,7 @@ Routes, for each flow (PROTOCOL.md §1)::
     GET       /readyz              readiness: 200, or 503 while draining (callflow.server._health)
     GET       /livez               liveness: 200 while the process serves
     GET       /healthz             an alias of /readyz
+    GET       /metrics             Prometheus text exposition (docs/operations.md)
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from callflow.observe import escape
 from callflow.server._health import HEALTH_PATHS
 from callflow.server._http import HttpError
 
-RouteKind = Literal["health", "answer", "stream", "status", "machine"]
+METRICS_PATH = "/metrics"
+
+RouteKind = Literal["health", "metrics", "answer", "stream", "status", "machine"]
 
 MAX_CALL_ID_CHARS = 64
 """Most characters of a CallUUID shown in ``call=…`` (Plivo's are 36), escaped."""
@@ -45,6 +48,7 @@ class Routes:
         self.table: dict[str, tuple[RouteKind, Flow | None]] = {
             path: ("health", None) for path in HEALTH_PATHS
         }
+        self.table[METRICS_PATH] = ("metrics", None)
         for f in self.flows:
             paths: tuple[tuple[RouteKind, str], ...] = (
                 ("answer", f.path),
@@ -73,7 +77,7 @@ class Routes:
         if route is None:
             raise HttpError(404, "no flow or route at this path")
         kind = route[0]
-        allowed = ("GET",) if kind in ("health", "stream") else ("GET", "POST")
+        allowed = ("GET",) if kind in ("health", "metrics", "stream") else ("GET", "POST")
         if method not in allowed:
             raise HttpError(
                 405, f"{escape(method, 20)} not allowed here", [("allow", ", ".join(allowed))]

@@ -15,7 +15,7 @@ import h11
 import trio
 
 from callflow._flow import Flow
-from callflow.observe import escape
+from callflow.observe import METRICS, bind_call, escape
 from callflow.runtime import LiveCalls, PlivoRest, run_call
 from callflow.server._drain import CLOSE_GRACE, DRAINED_REASON, FLOW_END_GRACE, Drain
 from callflow.server._http import HttpConnection
@@ -108,6 +108,7 @@ class Streams:
             return False
         token = self._verify_token(query, path, conn)
         if isinstance(token, str):
+            METRICS.for_flow(flow.path).outcomes["refused"].inc()
             await conn.respond(403, f"stream token rejected: {token}\n".encode(), close=True)
             return False
         became_call()
@@ -163,6 +164,7 @@ class Streams:
         call (the drain deadline) still closes the socket cleanly.
         """
         call = call_label(token.call_uuid)
+        bind_call(call_id=token.call_uuid, flow=flow.path)  # this connection is the call's now
         transport: FastWebSocketTransport | None = None
         with trio.move_on_after(HANDSHAKE_TIMEOUT):
             try:
@@ -205,6 +207,7 @@ class Streams:
                     answer_params=dict(token.params),
                     live_calls=self.live_calls,
                     rest=self.rest,
+                    answered_at=token.issued_at,
                 )
             if call_scope.cancelled_caught:
                 log.info("%s ws %s: cancelled by the server's drain", call, flow.stream_path)
@@ -215,6 +218,8 @@ class Streams:
             with trio.CancelScope(shield=True):
                 await transport.aclose(code, reason)
         if transport.close_code == 1009:
+            METRICS.for_flow(flow.path).protocol_error("too_big")
+            METRICS.messages_dropped_total.labels(reason="too_big").inc()
             log.warning(
                 "%s ws %s: message over %d bytes from Plivo; socket closed with 1009",
                 call,

@@ -11,7 +11,8 @@ Format (query parameter ``t``)::
 
     <payload>.<signature>
     payload   = base64url(JSON {"p": stream path, "c": CallUUID or null,
-                                "e": expiry (Unix seconds, int), "a": {answer params}})
+                                "e": expiry (Unix seconds, int), "a": {answer params},
+                                "i": issued (Unix milliseconds, int; optional)})
     signature = base64url(HMAC-SHA256(key, payload))     (empty when unsigned)
     key       = HMAC-SHA256(key=auth token, msg=b"callflow stream token v1")
 
@@ -83,6 +84,8 @@ class StreamToken:
         params: the answer webhook's params (all of them, or :data:`ESSENTIAL_PARAMS` when the
             URL had to be shortened).
         signed: whether the token carried a signature that was checked.
+        issued_at: when the answer webhook wrote it, Unix seconds (to the millisecond), or
+            ``None`` for a token without the field.
     """
 
     path: str
@@ -90,6 +93,7 @@ class StreamToken:
     expires_at: int
     params: Mapping[str, str]
     signed: bool
+    issued_at: float | None = None
 
 
 def _b64encode(data: bytes) -> str:
@@ -131,6 +135,7 @@ def make_stream_token(
         "c": params.get("CallUUID"),
         "e": int(issued + ttl + 0.999),
         "a": dict(params),
+        "i": int(issued * 1000),
     }
     payload = _b64encode(json.dumps(body, separators=(",", ":"), sort_keys=True).encode())
     signature = _sign(auth_token, payload) if auth_token is not None else ""
@@ -180,12 +185,16 @@ def verify_stream_token(
         raise StreamTokenError(
             f"wrong path: token is for {token_path!r}, not {path!r}", call_uuid=call_uuid
         )
+    issued_ms = body.get("i")
     return StreamToken(
         path=token_path,
         call_uuid=call_uuid,
         expires_at=expires_at,
         params=params,
         signed=auth_token is not None,
+        issued_at=issued_ms / 1000
+        if isinstance(issued_ms, int) and not isinstance(issued_ms, bool)
+        else None,
     )
 
 

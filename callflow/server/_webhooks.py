@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from callflow._answer import MAX_STREAM_URL, answer_xml
 from callflow._flow import Flow
-from callflow.observe import escape, quote
+from callflow.observe import METRICS, bind_call, escape, quote
 from callflow.runtime import LiveCalls
 from callflow.server._drain import DrainAnswer
 from callflow.server._http import HttpError, Request
@@ -106,7 +106,12 @@ class Webhooks:
             HttpError: 403 for a bad signature, 400 for a malformed ``Host``.
         """
         signed, params = self._params(request)
-        self._check_signature(request, signed, params)
+        bind_call(call_id=params.get("CallUUID"), flow=flow.path)  # for this request's lines
+        try:
+            self._check_signature(request, signed, params)
+        except HttpError:
+            METRICS.for_flow(flow.path).outcomes["refused"].inc()
+            raise
         call_uuid = params.get("CallUUID")
         if call_uuid is None:
             log.warning(
@@ -188,6 +193,7 @@ class Webhooks:
             HttpError: 403 for a bad signature, 400 without ``CallUUID``.
         """
         signed, params = self._params(request)
+        bind_call(call_id=params.get("CallUUID"), flow=flow.path)  # for this request's lines
         self._check_signature(request, signed, params)
         call_uuid = params.get("CallUUID")
         if not call_uuid:
@@ -216,6 +222,7 @@ class Webhooks:
             HttpError: 403 for a bad signature, 400 without ``CallUUID``.
         """
         signed, params = self._params(request)
+        bind_call(call_id=params.get("CallUUID"), flow=flow.path)  # for this request's lines
         self._check_signature(request, signed, params)
         call_uuid = params.get("CallUUID")
         if not call_uuid:
