@@ -19,6 +19,7 @@ from callflow.observe import METRICS, bind_call, escape, quote
 from callflow.runtime import LiveCalls
 from callflow.server._drain import DrainAnswer
 from callflow.server._http import HttpError, Request
+from callflow.server._replay import CallNonces, NonceCache, Seen
 from callflow.server._routes import call_label
 from callflow.server._signature import NONCE_HEADER, SIGNATURE_HEADER, validate_signature_v3
 from callflow.server._token import (
@@ -60,12 +61,18 @@ class Webhooks:
         auth_token: str | None,
         token_ttl: float,
         live_calls: LiveCalls,
+        nonces: NonceCache | None = None,
     ) -> None:
         self.public_url = check_public_url(public_url) if public_url else None
         self.auth_token = auth_token or None
         self.token_ttl = token_ttl
         self.live_calls = live_calls
         self.local_authority = "127.0.0.1"
+        self.nonces = nonces if nonces is not None else NonceCache.from_env()
+        """The Signature V3 nonces accepted within the window (``_replay``), shared by the
+        workers of a host when :data:`~callflow.server._replay.NONCE_FILE_ENV` is set."""
+        self.call_nonces = CallNonces()
+        """The callback nonces of each live call, for as long as it lives."""
 
     def _params(self, request: Request) -> tuple[list[tuple[str, str]], dict[str, str]]:
         """(the params Plivo signed, all params for the flow: query then form, form winning)."""
@@ -74,8 +81,19 @@ class Webhooks:
         return form, {**dict(query), **dict(form)}
 
     def _check_signature(
-        self, request: Request, signed: Sequence[tuple[str, str]], params: Mapping[str, str]
+        self,
+        request: Request,
+        signed: Sequence[tuple[str, str]],
+        params: Mapping[str, str],
+        kind: str = "answer",
     ) -> None:
+        """Check ``X-Plivo-Signature-V3``, then that its nonce is new (signature first: a
+        nonce is remembered only once its request is known to be Plivo's).
+
+        Raises:
+            HttpError: 403 for a missing header, a bad signature or a nonce already used
+                (a replay); 503 when the nonce table has no room (see ``_replay``).
+        """
         if self.auth_token is None:
             return
         call = call_label(params.get("CallUUID"))
@@ -98,12 +116,26 @@ class Webhooks:
                 f"{call} field {SIGNATURE_HEADER}: signature does not match {request.method} "
                 f"{escape(url)} (is --public-url the URL Plivo calls?)",
             )
+        seen = self.nonces.check_and_add(nonce)
+        if seen is Seen.NEW and kind != "answer":
+            live = self.live_calls.get(params.get("CallUUID") or "")
+            if live is not None:
+                seen = self.call_nonces.check_and_add(live, nonce)
+        if seen is Seen.REPLAY:
+            METRICS.webhook_replays_refused_total.labels(kind=kind).inc()
+            raise HttpError(
+                403, f"{call} header {NONCE_HEADER}: nonce already used (a replayed request)"
+            )
+        if seen is Seen.FULL:
+            raise HttpError(
+                503, f"{call} no room to remember the nonce; retry", [("retry-after", "1")]
+            )
 
     def answer(self, request: Request, flow: Flow) -> tuple[int, bytes, str]:
         """The answer webhook: (status, ``<Stream>`` XML, content type).
 
         Raises:
-            HttpError: 403 for a bad signature, 400 for a malformed ``Host``.
+            HttpError: 403 for a bad signature or a replayed nonce, 400 for a malformed ``Host``.
         """
         signed, params = self._params(request)
         bind_call(call_id=params.get("CallUUID"), flow=flow.path)  # for this request's lines
@@ -141,7 +173,7 @@ class Webhooks:
         (the signature is still checked).
 
         Raises:
-            HttpError: 403 for a bad signature.
+            HttpError: 403 for a bad signature or a replayed nonce.
         """
         signed, params = self._params(request)
         self._check_signature(request, signed, params)
@@ -190,11 +222,11 @@ class Webhooks:
         """A stream status callback, handed to the call's flow when it is live here.
 
         Raises:
-            HttpError: 403 for a bad signature, 400 without ``CallUUID``.
+            HttpError: 403 for a bad signature or a replayed nonce, 400 without ``CallUUID``.
         """
         signed, params = self._params(request)
         bind_call(call_id=params.get("CallUUID"), flow=flow.path)  # for this request's lines
-        self._check_signature(request, signed, params)
+        self._check_signature(request, signed, params, "status")
         call_uuid = params.get("CallUUID")
         if not call_uuid:
             raise HttpError(400, f"{call_label(None)} status callback: field CallUUID missing")
@@ -219,11 +251,11 @@ class Webhooks:
         the live flow of that call (``Call.wait_machine``).
 
         Raises:
-            HttpError: 403 for a bad signature, 400 without ``CallUUID``.
+            HttpError: 403 for a bad signature or a replayed nonce, 400 without ``CallUUID``.
         """
         signed, params = self._params(request)
         bind_call(call_id=params.get("CallUUID"), flow=flow.path)  # for this request's lines
-        self._check_signature(request, signed, params)
+        self._check_signature(request, signed, params, "machine")
         call_uuid = params.get("CallUUID")
         if not call_uuid:
             raise HttpError(400, f"{call_label(None)} machine detection: field CallUUID missing")

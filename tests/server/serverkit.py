@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,6 +22,11 @@ StartServer = Callable[..., Awaitable[ServerInfo]]
 
 AUTH_TOKEN = "MY_AUTH_TOKEN_0123456789abcdef"
 NONCE = "12345678901234567890"
+
+
+def fresh_nonce() -> str:
+    """A new 20-digit Signature V3 nonce, as Plivo sends with each request it signs."""
+    return str(secrets.randbelow(10**20)).zfill(20)
 
 
 @flow("/echo", format=Format.MULAW_8K)

@@ -8,7 +8,15 @@ from collections.abc import Mapping
 import httpx
 import pytest
 import trio
-from serverkit import AUTH_TOKEN, NONCE, StartServer, answer, plivo_socket, sent_dtmf, start_message
+from serverkit import (
+    AUTH_TOKEN,
+    StartServer,
+    answer,
+    fresh_nonce,
+    plivo_socket,
+    sent_dtmf,
+    start_message,
+)
 
 from callflow import Call, Format, flow
 from callflow.server import ServerInfo, signature_v3
@@ -25,10 +33,11 @@ async def outbound(call: Call) -> None:
 
 
 def signed(info: ServerInfo, path: str, params: Mapping[str, str]) -> dict[str, str]:
+    nonce = fresh_nonce()  # Plivo signs each request with a new nonce
     signature = signature_v3(
-        AUTH_TOKEN, method="POST", url=f"{info.url}{path}", params=params, nonce=NONCE
+        AUTH_TOKEN, method="POST", url=f"{info.url}{path}", params=params, nonce=nonce
     )
-    return {"X-Plivo-Signature-V3": signature, "X-Plivo-Signature-V3-Nonce": NONCE}
+    return {"X-Plivo-Signature-V3": signature, "X-Plivo-Signature-V3-Nonce": nonce}
 
 
 async def test_machine_detection_reaches_the_running_flow(start_server: StartServer) -> None:
