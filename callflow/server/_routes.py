@@ -15,6 +15,7 @@ Routes, for each flow (PROTOCOL.md §1)::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
@@ -27,6 +28,13 @@ from callflow.server._health import HEALTH_PATHS
 from callflow.server._http import HttpError
 
 METRICS_PATH = "/metrics"
+
+CALL_QUERY_KEY = "CallUUID"
+"""The query parameter that names the call in every URL callflow writes for it (stream,
+status callback), so a load balancer hashing on it (HAProxy ``balance url_param CallUUID``)
+and ``--workers`` send all of a call's connections to the process that runs its flow."""
+
+_CALL_ID_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 RouteKind = Literal["health", "metrics", "answer", "stream", "status", "machine"]
 
@@ -83,6 +91,15 @@ class Routes:
                 405, f"{escape(method, 20)} not allowed here", [("allow", ", ".join(allowed))]
             )
         return route
+
+
+def call_query(call_uuid: str | None) -> str:
+    """``CallUUID=<id>`` for a URL's query, or ``""`` when there is no id or it is not a
+    plain id (at most 64 letters, digits, ``-``, ``_``, ``.``: Plivo's are UUIDs), so an
+    outside value never shapes the URL."""
+    if call_uuid is None or not _CALL_ID_RE.match(call_uuid):
+        return ""
+    return f"{CALL_QUERY_KEY}={call_uuid}"
 
 
 def call_label(call_uuid: str | None) -> str:

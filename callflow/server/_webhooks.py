@@ -20,7 +20,7 @@ from callflow.runtime import LiveCalls
 from callflow.server._drain import DrainAnswer
 from callflow.server._http import HttpError, Request
 from callflow.server._replay import CallNonces, NonceCache, Seen
-from callflow.server._routes import call_label
+from callflow.server._routes import call_label, call_query
 from callflow.server._signature import NONCE_HEADER, SIGNATURE_HEADER, validate_signature_v3
 from callflow.server._token import (
     TOKEN_QUERY_KEY,
@@ -153,7 +153,9 @@ class Webhooks:
             )
         base = self.public_base(request)
         stream_url = self._stream_url(base, flow, params)
-        xml = answer_xml(flow, stream_url=stream_url, status_callback_url=base + flow.status_path)
+        call_query_text = call_query(call_uuid)
+        status_url = base + flow.status_path + (f"?{call_query_text}" if call_query_text else "")
+        xml = answer_xml(flow, stream_url=stream_url, status_callback_url=status_url)
         log.info(
             "%s answer %s %s: %s call from %s to %s; flow %s",
             call_label(call_uuid),
@@ -193,11 +195,14 @@ class Webhooks:
             else ("ws" + base[len("http") :])
         )
 
+        call_query_text = call_query(params.get("CallUUID"))
+        extra = f"&{call_query_text}" if call_query_text else ""
+
         def build(carried: Mapping[str, str]) -> str:
             token = make_stream_token(
                 flow.stream_path, carried, auth_token=self.auth_token, ttl=self.token_ttl
             )
-            return f"{ws_base}{flow.stream_path}?{TOKEN_QUERY_KEY}={token}"
+            return f"{ws_base}{flow.stream_path}?{TOKEN_QUERY_KEY}={token}{extra}"
 
         url = build(params)
         if len(url) <= MAX_STREAM_URL:

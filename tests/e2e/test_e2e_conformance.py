@@ -445,10 +445,12 @@ async def test_forged_signatures_and_streams_without_a_good_token_are_refused(
         good = answer(server, "/support", "token-call").text or ""
         ws = f"ws://127.0.0.1:{server.port}"
         token = good.partition("?")[2]
+        signed, _, call_query = good.partition("&")  # ...?t=TOKEN&CallUUID=token-call
+        assert call_query == "CallUUID=token-call"
         for url in (
             f"{ws}/support/stream",  # no token
             f"{ws}/support/stream?t=",
-            good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB"),  # forged
+            signed[:-4] + ("AAAA" if not signed.endswith("AAAA") else "BBBB") + "&" + call_query,
             f"{ws}/bank/stream?{token}",  # another flow's stream
         ):
             with pytest.raises(InvalidStatus) as refused, connect(url, open_timeout=WAIT):

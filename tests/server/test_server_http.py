@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import h11
 import httpx
@@ -34,7 +34,7 @@ class RecordingLiveCalls(LiveCalls):
 
 
 def token_of(stream_url: str) -> str:
-    return stream_url.split("?t=", 1)[1]
+    return stream_url.split("?t=", 1)[1].split("&", 1)[0]
 
 
 def signed_headers(url: str, params: Mapping[str, str], method: str = "POST") -> dict[str, str]:
@@ -55,7 +55,7 @@ async def test_answer_post(start_server: StartServer) -> None:
     stream = stream_element(response.content)
     assert stream.get("contentType") == "audio/x-mulaw;rate=8000"
     assert stream.get("bidirectional") == "true"
-    assert stream.get("statusCallbackUrl") == f"{info.url}/echo/status"
+    assert stream.get("statusCallbackUrl") == f"{info.url}/echo/status?CallUUID=call-1"
     url = stream.text
     assert url.startswith(f"ws://127.0.0.1:{info.port}/echo/stream?t=")
     token = verify_stream_token(token_of(url), path="/echo/stream", auth_token=None)
@@ -79,7 +79,7 @@ async def test_public_url_from_forwarded_headers(start_server: StartServer) -> N
         response = await client.post("/echo", data=ANSWER, headers=headers)
     stream = stream_element(response.content)
     assert stream.text.startswith("wss://abc.ngrok.app/echo/stream?t=")
-    assert stream.get("statusCallbackUrl") == "https://abc.ngrok.app/echo/status"
+    assert stream.get("statusCallbackUrl") == "https://abc.ngrok.app/echo/status?CallUUID=call-1"
 
 
 async def test_public_url_option_wins(start_server: StartServer) -> None:
@@ -88,7 +88,9 @@ async def test_public_url_option_wins(start_server: StartServer) -> None:
         response = await client.post("/echo", data=ANSWER, headers={"Host": "other"})
     stream = stream_element(response.content)
     assert stream.text.startswith("wss://calls.example.com/echo/stream?t=")
-    assert stream.get("statusCallbackUrl") == "https://calls.example.com/echo/status"
+    assert (
+        stream.get("statusCallbackUrl") == "https://calls.example.com/echo/status?CallUUID=call-1"
+    )
 
 
 async def test_long_params_are_trimmed_to_the_essential_ones(
@@ -357,3 +359,29 @@ async def test_slow_head_gets_408_and_idle_connection_closes(
         reply = await _exchange(info.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n", eof=False)
         assert reply.startswith(b"HTTP/1.1 408 ")
         assert await _exchange(info.port, b"", eof=False) == b""
+
+
+async def test_every_url_written_for_a_call_names_it_in_the_query(
+    start_server: StartServer,
+) -> None:
+    info = await start_server()
+    async with httpx.AsyncClient(base_url=info.url) as client:
+        response = await client.post("/echo", data={**ANSWER, "CallUUID": "9f1c-42"})
+    stream = stream_element(response.content)
+    for url in (stream.text or "", stream.get("statusCallbackUrl") or ""):
+        assert parse_qs(urlsplit(url).query)["CallUUID"] == ["9f1c-42"], url
+
+
+@pytest.mark.parametrize("call_uuid", ["a&t=forged", "x" * 65, "call\nid", "é"])
+async def test_a_call_id_that_is_not_a_plain_id_stays_out_of_the_urls(
+    start_server: StartServer, call_uuid: str
+) -> None:
+    info = await start_server()
+    async with httpx.AsyncClient(base_url=info.url) as client:
+        response = await client.post("/echo", data={**ANSWER, "CallUUID": call_uuid})
+    assert response.status_code == 200
+    stream = stream_element(response.content)
+    for url in (stream.text or "", stream.get("statusCallbackUrl") or ""):
+        query = parse_qs(urlsplit(url).query)
+        assert "CallUUID" not in query, url
+    assert len(parse_qs(urlsplit(stream.text or "").query)["t"]) == 1
