@@ -1,0 +1,112 @@
+"""What a parked call holds: ``tracemalloc`` over the real server and N idle calls.
+
+    python -m bench.memory --calls 200
+
+One process runs ``serve_flows`` on the bench IVR (127.0.0.1, a free port) and, on the same
+trio loop, N of :mod:`bench.loadgen`'s simulated Plivo calls: each sends ``start`` and 20 ms
+media, hears its first prompt to the end and then presses nothing, so every flow parks in
+``wait_dtmf`` (an *idle call*: start sent, media flowing, first prompt played, waiting for a
+key). Tracing starts after a warm-up call (imports, caches), just before the N calls dial in; one
+snapshot once they are idle holds what they allocated and still keep. Allocations whose
+traceback passes through the load generator are left out, so what remains is the server's.
+Prints the bytes per idle call and the allocation sites that hold the most, grouped by the
+innermost frame inside callflow (or the library frame when there is none).
+
+The bench's resident-memory figure (``rss_per_idle_call_kib`` in ``nox -s bench``) is measured
+from outside, as RSS; this is the tool to find what makes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import gc
+import linecache
+import sys
+import tracemalloc
+from collections import Counter
+from pathlib import Path
+
+import trio
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _label(traceback: tracemalloc.Traceback) -> str:
+    """The innermost frame inside callflow of an allocation, or its innermost frame.
+    (tracemalloc orders a traceback from the oldest frame to the most recent.)"""
+    frames = list(reversed(traceback))
+    for frame in frames:
+        if "/callflow/" in frame.filename and "/bench/" not in frame.filename:
+            line = linecache.getline(frame.filename, frame.lineno).strip()
+            short = frame.filename.split("/callflow/", 1)[1]
+            return f"callflow/{short}:{frame.lineno}  {line[:70]}"
+    f = frames[0]
+    return f"{'/'.join(f.filename.rsplit('/', 2)[-2:])}:{f.lineno}"
+
+
+async def _main(calls: int, top: int, frames: int) -> None:
+    from bench import loadgen
+    from callflow import load_flows
+    from callflow.server import serve_flows
+
+    flows = load_flows(ROOT / "bench" / "flows")
+    async with trio.open_nursery() as nursery:
+        info = await nursery.start(
+            functools.partial(
+                serve_flows, flows, host="127.0.0.1", port=0, loop_stall_threshold=60.0
+            )
+        )
+        args = loadgen._parser().parse_args(
+            ["--url", f"ws://127.0.0.1:{info.port}/ivr/stream", "--calls", str(calls)]
+        )
+        args.barge_fraction = 0.0
+        gen = loadgen.Generator(args)
+        gen.keys_enabled = False
+        gen.nursery = nursery
+        nursery.start_soon(gen.pacer)
+        # warm-up: one call through the whole path (imports, caches, code paths)
+        warm = await loadgen._ramp(gen, nursery, 3, 50.0, measured=False)
+        await loadgen._wait_all(warm)
+        await trio.sleep(5.0)
+        await loadgen._hang_up_all(list(gen.calls), 5)
+        gen.calls.clear()
+        await trio.sleep(1.0)
+        gc.collect()
+        tracemalloc.start(frames)  # from here on: what the idle calls allocate and keep
+        events = await loadgen._ramp(gen, nursery, calls, 200.0, measured=False)
+        await loadgen._wait_all(events)
+        await trio.sleep(5.0)  # every first prompt (3 s) has played; every flow waits for a key
+        gc.collect()
+        after = tracemalloc.take_snapshot()
+        live = sum(1 for c in gen.calls if not c.closed.is_set())
+        not_generator = [tracemalloc.Filter(False, "*/bench/loadgen.py", all_frames=True)]
+        tracemalloc.stop()
+        stats = after.filter_traces(not_generator).statistics("traceback")
+        sites: Counter[str] = Counter()
+        counts: Counter[str] = Counter()
+        for stat in stats:
+            label = _label(stat.traceback)
+            sites[label] += stat.size
+            counts[label] += stat.count
+        total = sum(sites.values())
+        print(f"idle calls: {live}; server-side bytes held: {total} ({total / live:.0f} per call)")
+        print(f"{'bytes/call':>10}  {'allocs/call':>11}  site")
+        for label, size in sites.most_common(top):
+            print(f"{size / live:10.0f}  {counts[label] / live:11.1f}  {label}")
+        await loadgen._hang_up_all(gen.calls, 5)
+        nursery.cancel_scope.cancel()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.memory", description=__doc__.split("\n")[0])
+    p.add_argument("--calls", type=int, default=200)
+    p.add_argument("--top", type=int, default=30)
+    p.add_argument("--frames", type=int, default=30, help="traceback depth kept per allocation")
+    args = p.parse_args(argv)
+    trio.run(_main, args.calls, args.top, args.frames)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
