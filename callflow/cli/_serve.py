@@ -29,6 +29,7 @@ from callflow.runtime import LiveCalls, PlivoRest
 from callflow.server import ServerInfo, serve_flows
 from callflow.server._app import DEFAULT_DRAIN_TIMEOUT
 from callflow.server._drain import Drain, DrainAnswer
+from callflow.server._keepalive import DEFAULT_PING_INTERVAL, DEFAULT_PONG_TIMEOUT, Keepalive
 from callflow.server._watchdog import DEFAULT_STALL_THRESHOLD
 
 log = logging.getLogger("callflow.cli")
@@ -87,6 +88,22 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "fallback URL), speak:TEXT (<Speak> then <Hangup/>) or redirect:URL (<Redirect>); "
         "default 503",
     )
+    serve.add_argument(
+        "--ping-interval",
+        type=_seconds,
+        default=DEFAULT_PING_INTERVAL,
+        metavar="SECONDS",
+        help=f"seconds between WebSocket pings on every call's socket; 0: none "
+        f"({DEFAULT_PING_INTERVAL:g})",
+    )
+    serve.add_argument(
+        "--pong-timeout",
+        type=_positive_seconds,
+        default=DEFAULT_PONG_TIMEOUT,
+        metavar="SECONDS",
+        help=f"seconds a ping waits for its pong before the socket is given up as lost "
+        f"({DEFAULT_PONG_TIMEOUT:g})",
+    )
     serve.set_defaults(command_func=_serve)
 
 
@@ -98,6 +115,14 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not value >= 0:  # also refuses nan
         raise argparse.ArgumentTypeError(f"must be 0 or more seconds: {text!r}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    """An argparse type: a number of seconds, more than 0."""
+    value = _seconds(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds: {text!r}")
     return value
 
 
@@ -132,6 +157,11 @@ def _serve(args: argparse.Namespace) -> int:
         drain_answer=drain_answer,
         rest=rest,
         loop_stall_threshold=args.loop_stall_threshold or None,
+        keepalive=(
+            Keepalive(ping_interval=args.ping_interval, pong_timeout=args.pong_timeout)
+            if args.ping_interval
+            else None
+        ),
     )
     failure = ""
     status = 0

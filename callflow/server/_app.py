@@ -28,6 +28,7 @@ from callflow.runtime import LiveCalls, PlivoRest
 from callflow.server._drain import HARD_DEADLINE, Drain, DrainAnswer
 from callflow.server._front import Front
 from callflow.server._health import HEALTH_PATH, Health
+from callflow.server._keepalive import DEFAULT_KEEPALIVE, Keepalive
 from callflow.server._routes import Routes
 from callflow.server._streams import CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT, MAX_MESSAGE_SIZE, Streams
 from callflow.server._token import DEFAULT_TTL
@@ -127,6 +128,7 @@ async def serve_flows(
     live_calls: LiveCalls | None = None,
     rest: PlivoRest | None = None,
     loop_stall_threshold: float | None = DEFAULT_STALL_THRESHOLD,
+    keepalive: Keepalive | None = DEFAULT_KEEPALIVE,
     task_status: trio.TaskStatus[ServerInfo] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``flows`` on one HTTP + WebSocket port until drained.
@@ -162,6 +164,11 @@ async def serve_flows(
             before a :class:`~callflow.server._watchdog.LoopWatchdog` thread logs it once
             with the stack and counts it in ``callflow_event_loop_stalls_total``; ``None``
             runs no watchdog.
+        keepalive: WebSocket pings on every call's socket (:class:`Keepalive`: every
+            ``ping_interval``, 10 s, as Plivo asks servers to ping); a socket whose pong does
+            not come within ``pong_timeout`` (10 s) is given up as lost (an abnormal close,
+            1006, as a reset is), so a peer that falls silent is noticed within their sum.
+            ``None`` sends no pings.
 
     Drain (the timeline is in :mod:`callflow.server._drain`): ``drain.start()`` or
     cancelling this task starts it. Readiness goes false at once and new answer webhooks
@@ -191,6 +198,7 @@ async def serve_flows(
         live_calls=live_calls,
         rest=rest,
         loop_stall_threshold=loop_stall_threshold,
+        keepalive=keepalive,
         task_status=task_status,
     )
 
@@ -208,6 +216,7 @@ async def serve_listeners(
     live_calls: LiveCalls | None = None,
     rest: PlivoRest | None = None,
     loop_stall_threshold: float | None = DEFAULT_STALL_THRESHOLD,
+    keepalive: Keepalive | None = DEFAULT_KEEPALIVE,
     worker: int = 0,
     task_status: trio.TaskStatus[ServerInfo] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -226,6 +235,7 @@ async def serve_listeners(
             drain_answer=drain_answer if drain_answer is not None else DrainAnswer(),
             worker=worker,
         )
+        server.streams.keepalive = keepalive
         bound = listeners[0].socket.getsockname()
         info = ServerInfo(
             host=str(bound[0]), port=int(bound[1]), public_url=server.webhooks.public_url

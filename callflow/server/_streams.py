@@ -19,6 +19,7 @@ from callflow.observe import METRICS, bind_call, escape
 from callflow.runtime import LiveCalls, PlivoRest, run_call
 from callflow.server._drain import CLOSE_GRACE, DRAINED_REASON, FLOW_END_GRACE, Drain
 from callflow.server._http import HttpConnection
+from callflow.server._keepalive import DEFAULT_KEEPALIVE, Keepalive, keeping_alive
 from callflow.server._routes import Routes, call_label, header_dict
 from callflow.server._token import (
     TOKEN_QUERY_KEY,
@@ -55,6 +56,8 @@ class Streams:
 
     Attributes:
         read_loop: reads every parked call's socket (Linux); set by ``serve_flows``.
+        keepalive: pings every call's socket and gives up one whose pong does not come
+            (:mod:`callflow.server._keepalive`); ``None``: no pings. Set by ``serve_flows``.
     """
 
     def __init__(
@@ -70,6 +73,7 @@ class Streams:
         self.live_calls = live_calls
         self.rest = rest
         self.read_loop: ReadLoop | None = None
+        self.keepalive: Keepalive | None = DEFAULT_KEEPALIVE
         self._calls: dict[trio.CancelScope, _LiveStream] = {}
         self._calls_changed = trio.Event()
 
@@ -201,14 +205,15 @@ class Streams:
         code, reason = 1000, "call ended"
         try:
             with call_scope:
-                await run_call(
-                    flow,
-                    transport,
-                    answer_params=dict(token.params),
-                    live_calls=self.live_calls,
-                    rest=self.rest,
-                    answered_at=token.issued_at,
-                )
+                async with keeping_alive(transport, self.keepalive):
+                    await run_call(
+                        flow,
+                        transport,
+                        answer_params=dict(token.params),
+                        live_calls=self.live_calls,
+                        rest=self.rest,
+                        answered_at=token.issued_at,
+                    )
             if call_scope.cancelled_caught:
                 log.info("%s ws %s: cancelled by the server's drain", call, flow.stream_path)
         except* Exception:

@@ -44,6 +44,7 @@ from websockets.server import ServerProtocol
 
 from callflow.runtime import Dispatch, TransportClosed
 from callflow.server._readloop import PROTOCOL, ParkedReader, ReadLoop
+from callflow.server._wsframes import closed_exc
 from callflow.server._wshandshake import RECEIVE_SIZE, HandshakeFailed, handshake
 
 __all__ = ["FastWebSocketTransport", "HandshakeFailed", "ReadLoop"]
@@ -203,11 +204,32 @@ class FastWebSocketTransport(ParkedReader):
         """
         proto = self._proto
         if self._closed is not None or proto.state is not _OPEN:
-            closed = self._closed or _closed_exc(proto)
+            closed = self._closed or closed_exc(proto)
             raise TransportClosed(closed.code, closed.reason)
         proto.send_text(message.encode())
         self._queue(proto.data_to_send())
         await self._flush()
+
+    @property
+    def pongs(self) -> int:
+        """Pong frames received so far (any payload; RFC 6455 §5.5.3 allows unsolicited ones)."""
+        return self._pongs
+
+    async def ping(self, payload: bytes = b"") -> None:
+        """Send a ping frame (RFC 6455 §5.5.2: the peer must answer with a pong); nothing if
+        the connection is closed or closing. Never waits for a peer that does not read: on a
+        socket, what it does not take now waits for the next write (a write under way takes
+        it along); another stream is written shielded, as every write is."""
+        if self._closed is not None or self._proto.state is not _OPEN:
+            return
+        self._proto.send_ping(payload)
+        if self._fd >= 0:
+            self._send_replies_now()
+            await trio.lowlevel.checkpoint()
+        else:
+            self._queue(self._proto.data_to_send())
+            with trio.CancelScope(shield=True), contextlib.suppress(TransportClosed):
+                await self._flush()
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
         """Close with ``code`` and ``reason``; idempotent (see the module doc)."""
@@ -230,7 +252,7 @@ class FastWebSocketTransport(ParkedReader):
             else:
                 while self._closed is None and not self._stream_closed:
                     await self._read_once()
-        self._set_closed(_closed_exc(proto))
+        self._set_closed(closed_exc(proto))
         await self._close_stream()
 
     # -- reading -------------------------------------------------------------------------------
@@ -280,7 +302,7 @@ class FastWebSocketTransport(ParkedReader):
         # closed: the peer's close frame came, we failed the connection (1002/1007/1009: the
         # protocol then wants EOF), or the stream ended; merely having sent a close is not
         if proto.close_rcvd is not None or self._eof_wanted or proto.state is _CLOSED or eof:
-            self._set_closed(_closed_exc(proto))
+            self._set_closed(closed_exc(proto))
             if eof:
                 self._eof_wanted = True
             if self._eof_wanted and not self._writing:
@@ -366,15 +388,17 @@ class FastWebSocketTransport(ParkedReader):
             self._closed = exc
             self._closed_event.set()
 
-    def abort(self) -> None:
+    def abort(self, reason: str = "connection aborted") -> None:
         """Cut the connection now, with no close handshake: the last step of a shutdown's
-        hard deadline, for a peer that never reads or a close that never ends. Every pending
-        and later read or write ends (``receive``/``send`` raise ``TransportClosed(1006)``),
-        and the socket is closed. Idempotent; a no-op once the stream is closed."""
+        hard deadline, for a peer that never reads or a close that never ends, or a peer
+        gone silent (:mod:`callflow.server._keepalive`). Every pending and later read or
+        write ends (``receive``/``send`` raise ``TransportClosed(1006, reason)``, the lost
+        link a reset gives), and the socket is closed. Idempotent; a no-op once the stream
+        is closed."""
         if self._stream_closed:
             return
         self._stream_closed = True
-        self._set_closed(TransportClosed(1006, "connection aborted"))
+        self._set_closed(TransportClosed(1006, reason))
         self._wake(outcome.Value(False))  # off the read loop before the descriptor closes
         self._fd = -1  # from here reads and writes go through the (closed) stream
         stream = self._stream
@@ -384,15 +408,7 @@ class FastWebSocketTransport(ParkedReader):
     async def _close_stream(self) -> None:
         if not self._stream_closed:
             self._stream_closed = True
-            self._set_closed(_closed_exc(self._proto))
+            self._set_closed(closed_exc(self._proto))
             self._wake(outcome.Value(False))  # off the read loop before the descriptor closes
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(self._stream)
-
-
-def _closed_exc(proto: ServerProtocol) -> TransportClosed:
-    """The TransportClosed for the protocol's close state (1006 when no close frame came)."""
-    close = proto.close_rcvd if proto.close_rcvd is not None else proto.close_sent
-    if close is None or proto.state is _OPEN:
-        return TransportClosed(1006, "connection lost")
-    return TransportClosed(int(close.code), str(close.reason or ""))

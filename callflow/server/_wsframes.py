@@ -1,7 +1,7 @@
 """The sans-IO half of the server's WebSocket: bytes in, text messages out, frames to send queued.
 
 :class:`FrameCodec` holds websockets' :class:`~websockets.server.ServerProtocol` and what
-the transport (:mod:`callflow.server._wsfast`) has parsed but not yet handed out. No trio, no
+the transport (:mod:`callflow.server._wsfast`) has parsed but not yet handed out. No IO, no
 socket: the transport and the read loop (:mod:`callflow.server._readloop`) feed it reads.
 
 Frames are read on a fast path until the connection starts closing: the frames Plivo sends
@@ -27,18 +27,21 @@ from typing import cast
 
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
+from websockets.protocol import State
 from websockets.server import ServerProtocol
+
+from callflow.runtime import TransportClosed
 
 try:
     from websockets.speedups import apply_mask
 except ImportError:  # websockets built without its C extension
     from websockets.utils import apply_mask
 
-__all__ = ["FrameCodec"]
+__all__ = ["FrameCodec", "closed_exc"]
 
 log = logging.getLogger("callflow.server")
 
-_TEXT, _BINARY, _CONT = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
+_TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
 
 
 class FrameCodec:
@@ -69,6 +72,8 @@ class FrameCodec:
         self._fast = reader is not None and not getattr(reader, "buffer", True)
         self._partial = bytearray()
         self._max_message_size = max_message_size
+        self._pongs = 0
+        """Pong frames received (whatever their payload)."""
 
     def _receive_fast(self, data: bytes) -> bool:
         """Cut the whole text, ping and pong frames out of ``data`` (module doc: fast path).
@@ -132,6 +137,8 @@ class FrameCodec:
             elif b0 == 0x89:
                 self._proto.send_pong(payload)
                 quiet = False
+            else:  # a pong: the peer is alive (callflow.server._keepalive)
+                self._pongs += 1
         if handover:
             rest = bytes(buf[pos:])
             partial.clear()
@@ -174,7 +181,9 @@ class FrameCodec:
                         self._messages.append(data.decode())
                     except UnicodeDecodeError as exc:
                         self._fail(1007, f"{exc.reason} at position {exc.start}")
-        # PING: the protocol queued the pong; PONG: nothing to do; CLOSE: handled by state
+        elif opcode is _PONG:
+            self._pongs += 1
+        # PING: the protocol queued the pong; CLOSE: handled by state
 
     def _binary(self, data: bytes) -> str:
         if not self._warned_binary:
@@ -197,3 +206,11 @@ class FrameCodec:
                 self._out_bytes += len(chunk)
             else:  # websockets' SEND_EOF: close the TCP connection after these bytes
                 self._eof_wanted = True
+
+
+def closed_exc(proto: ServerProtocol) -> TransportClosed:
+    """The TransportClosed for the protocol's close state (1006 when no close frame came)."""
+    close = proto.close_rcvd if proto.close_rcvd is not None else proto.close_sent
+    if close is None or proto.state is State.OPEN:
+        return TransportClosed(1006, "connection lost")
+    return TransportClosed(int(close.code), str(close.reason or ""))

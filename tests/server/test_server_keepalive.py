@@ -1,0 +1,214 @@
+"""Keepalive: every call's socket is pinged, and a peer that stops answering is given up.
+
+In memory with the autojump clock (websockets' sans-IO client on the other end decides when
+pongs go back), then once against the real server with a raw TCP peer that goes silent with
+no FIN or RST.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator
+
+import attrs
+import pytest
+import trio
+import trio.testing
+from serverkit import StartServer, start_message
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.uri import parse_uri
+
+from callflow.runtime import TransportClosed
+from callflow.server._keepalive import Keepalive, keep_alive
+from callflow.server._wsfast import FastWebSocketTransport, ReadLoop
+
+SETTINGS = Keepalive(ping_interval=10.0, pong_timeout=5.0)
+
+
+@attrs.define
+class Peer:
+    """The client end, and what the server transport's reader saw."""
+
+    proto: ClientProtocol
+    stream: trio.SocketStream
+    transport: FastWebSocketTransport
+    received: list[str] = attrs.Factory(list)
+    closed: list[tuple[TransportClosed, float]] = attrs.Factory(list)
+    pings: list[float] = attrs.Factory(list)
+
+    async def serve(self, *, answer: bool, send_media_every: float | None = None) -> None:
+        """Read what the server writes; pong its pings if ``answer``; optionally keep sending
+        text (as Plivo's media) without ever answering a ping."""
+        async with trio.open_nursery() as nursery:
+            if send_media_every is not None:
+                nursery.start_soon(self._media, send_media_every)
+            while True:
+                try:
+                    data = await self.stream.receive_some()
+                except trio.BrokenResourceError:  # reset
+                    data = b""
+                if not data:
+                    nursery.cancel_scope.cancel()
+                    return
+                self.proto.receive_data(data)
+                for event in self.proto.events_received():
+                    if isinstance(event, Frame) and event.opcode is Opcode.PING:
+                        self.pings.append(trio.current_time())
+                # websockets' client queues a pong for each ping; send it or drop it
+                replies = b"".join(self.proto.data_to_send())
+                if answer and replies:
+                    await self.stream.send_all(replies)
+
+    async def _media(self, every: float) -> None:
+        while True:
+            await trio.sleep(every)
+            self.proto.send_text(b'{"event":"media"}')
+            frames = [d for d in self.proto.data_to_send() if not d.startswith(b"\x8a")]
+            await self.stream.send_all(b"".join(frames))
+
+
+@pytest.fixture
+async def peer(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> AsyncIterator[Peer]:
+    """A transport on one end of a socket pair, read by the server's :class:`ReadLoop` (as
+    in ``serve_flows``), and websockets' client on the other end."""
+    server_sock, client_sock = trio.socket.socketpair()
+    client_stream = trio.SocketStream(client_sock)
+    loop = ReadLoop()
+    nursery.start_soon(loop.run)
+    proto = ClientProtocol(parse_uri("ws://localhost/s"), max_size=None)
+    proto.send_request(proto.connect())
+    transport = await FastWebSocketTransport.accept(
+        trio.SocketStream(server_sock),
+        b"".join(proto.data_to_send()),
+        close_timeout=1.0,
+        read_loop=loop,
+        name="call=k1",
+    )
+    proto.receive_data(await client_stream.receive_some())
+    (response,) = proto.events_received()
+    assert isinstance(response, Response)
+    assert response.status_code == 101
+    p = Peer(proto, client_stream, transport)
+
+    def dispatch(text: str) -> bool:
+        p.received.append(text)
+        return False
+
+    async def read() -> None:
+        try:
+            await transport.receive_until(dispatch)
+        except TransportClosed as exc:
+            p.closed.append((exc, trio.current_time()))
+
+    nursery.start_soon(read)
+    yield p
+    await transport.aclose()
+    await client_stream.aclose()
+
+
+async def test_a_peer_that_answers_pings_stays_open(
+    nursery: trio.Nursery, peer: Peer, autojump_clock: trio.testing.MockClock
+) -> None:
+    nursery.start_soon(functools.partial(peer.serve, answer=True))
+    with trio.move_on_after(95):
+        await keep_alive(peer.transport, SETTINGS)
+    assert peer.closed == []
+    # one ping every ping_interval + pong_timeout (15 s): 6 of them in 95 s
+    assert len(peer.pings) == 6
+    assert peer.transport.pongs == 6
+
+
+async def test_a_silent_peer_is_dropped_as_a_reset_would(
+    nursery: trio.Nursery,
+    peer: Peer,
+    caplog: pytest.LogCaptureFixture,
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    start = trio.current_time()
+    nursery.start_soon(functools.partial(peer.serve, answer=False))  # reads, never answers
+    with trio.fail_after(60):
+        await keep_alive(peer.transport, SETTINGS)  # returns once it gave the socket up
+        await trio.testing.wait_all_tasks_blocked()
+    ((closed, at),) = peer.closed
+    assert closed.code == 1006  # what the runtime takes as a lost link
+    assert "no pong within 5 s" in closed.reason
+    assert at - start == pytest.approx(15.0, abs=0.1)  # ping_interval + pong_timeout
+    assert len(peer.pings) == 1
+    (line,) = [r for r in caplog.records if "peer silent" in r.getMessage()]
+    assert line.levelno == logging.WARNING
+    assert line.getMessage().startswith("call=k1 ")
+    with pytest.raises(TransportClosed) as sent:
+        await peer.transport.send("after")
+    assert sent.value.code == 1006
+
+
+async def test_media_without_pongs_does_not_count(
+    nursery: trio.Nursery, peer: Peer, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Only pongs prove liveness (module doc): a peer that sends but never answers a ping is
+    given up too, after its media has been read."""
+    nursery.start_soon(functools.partial(peer.serve, answer=False, send_media_every=0.02))
+    with trio.fail_after(60):
+        await keep_alive(peer.transport, SETTINGS)
+        await trio.testing.wait_all_tasks_blocked()
+    assert len(peer.received) > 500
+    ((closed, _),) = peer.closed
+    assert closed.code == 1006
+
+
+async def test_unsolicited_pongs_count(
+    nursery: trio.Nursery, peer: Peer, autojump_clock: trio.testing.MockClock
+) -> None:
+    async def heartbeat() -> None:
+        while True:
+            peer.proto.send_pong(b"hb")
+            await peer.stream.send_all(b"".join(peer.proto.data_to_send()))
+            await trio.sleep(1)
+
+    nursery.start_soon(functools.partial(peer.serve, answer=False))
+    nursery.start_soon(heartbeat)
+    with trio.move_on_after(60):
+        await keep_alive(peer.transport, SETTINGS)
+    assert peer.closed == []
+
+
+@pytest.mark.parametrize(("interval", "timeout"), [(0, 1), (1, 0), (-1, 1), (1, float("nan"))])
+def test_settings_must_be_positive(interval: float, timeout: float) -> None:
+    with pytest.raises(ValueError, match="must be > 0 seconds"):
+        Keepalive(ping_interval=interval, pong_timeout=timeout)
+
+
+@pytest.mark.e2e
+async def test_the_server_closes_a_socket_whose_peer_went_silent(
+    start_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A raw TCP peer opens the stream, sends ``start``, then neither sends nor answers
+    anything (no FIN, no RST): the server pings, gives up after the pong timeout and closes
+    the TCP connection without a closing handshake."""
+    info = await start_server(keepalive=Keepalive(ping_interval=0.3, pong_timeout=0.3))
+    proto = ClientProtocol(parse_uri(f"ws://127.0.0.1:{info.port}/echo/stream"))
+    proto.send_request(proto.connect())
+    stream = await trio.open_tcp_stream("127.0.0.1", info.port)
+    async with stream:
+        await stream.send_all(b"".join(proto.data_to_send()))
+        while not proto.events_received():  # the 101 response
+            proto.receive_data(await stream.receive_some())
+        proto.send_text(start_message("call-silent").encode())
+        await stream.send_all(b"".join(proto.data_to_send()))
+        pings = 0
+        with trio.fail_after(10):
+            while data := await stream.receive_some():  # read, and never write again
+                proto.receive_data(data)
+                for event in proto.events_received():
+                    if isinstance(event, Frame):
+                        assert event.opcode is not Opcode.CLOSE  # no handshake, just gone
+                        pings += event.opcode is Opcode.PING
+        proto.data_to_send()  # the pongs websockets' client queued: never sent
+    assert pings == 1
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("peer silent: no pong within 0.3 s of a ping" in m for m in messages)
