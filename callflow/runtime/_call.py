@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 import trio
 
 from callflow.observe import FlowMetrics
 from callflow.protocol import ExtraHeaders, SendDTMF, encode
-from callflow.runtime import _collect
+from callflow.runtime import _background, _collect
 from callflow.runtime._attach import Line
 from callflow.runtime._config import (
     MIN_LEAD_S,
@@ -101,6 +102,30 @@ class Call(Player, Inbound):
             CallEnded: the call is over.
         """
         await self._write(encode(SendDTMF(digits=digits)))
+
+    def playing(
+        self, source: AudioSource, *, loop: bool = False
+    ) -> AbstractAsyncContextManager[None]:
+        """Background audio for the length of a block: hold music during a lookup.
+
+        ``async with call.playing(music, loop=True): await lookup()`` plays ``source``
+        (again and again with ``loop``) while the block runs, fed to Plivo as ``play`` does
+        (never more than ``RuntimeConfig.max_lead_s`` ahead). When the block exits, by
+        return, exception or cancellation, the feeding stops and what is still queued at
+        Plivo is cleared (``clearAudio``, then ``clearedAudio``; shielded, bounded by
+        ``clear_timeout_s``), so none of it plays on unseen. Plivo's ``clearAudio`` drops
+        the whole queue, so audio queued before the block is dropped with it. A ``say``
+        inside the block queues after the music already sent (at most ``max_lead_s``).
+
+        An exception from the block leaves it as it is (a hangup is a plain
+        :class:`CallEnded`, not an exception group).
+
+        Raises:
+            ValueError: ``loop=True`` with a stream (an async iterable cannot play again).
+            callflow.audio.AudioError: a WAV file that cannot be read (at ``async with``).
+            CallEnded: the call is over (at ``async with``).
+        """
+        return _background.playing(self, source, loop=loop)
 
     async def gather(
         self,

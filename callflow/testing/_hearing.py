@@ -110,9 +110,10 @@ class Hearing:
         """Wait until the caller has heard ``expected`` next, and check it.
 
         Compares in the stream's wire encoding (what callflow sends is what Plivo plays), from
-        where the last ``hears`` stopped, or, when a ``clearAudio`` cut the playback within
-        what ``expected`` would span, from the cut: a prompt stopped by barge-in was never
-        heard whole, so what the caller hears next starts there. With ``expected=None``,
+        where the last ``hears`` stopped; when that is inside a playback a ``clearAudio`` cut
+        short (a prompt stopped by barge-in), from the cut, since the caller never heard the
+        rest of it (unless ``expected`` is what they heard of it). A difference is reported
+        once the playback that differs has ended. With ``expected=None``,
         waits until playback goes idle (nothing queued) and returns what was heard since the
         last ``hears``. Wrap it in ``trio.fail_after`` to bound the wait.
 
@@ -134,26 +135,27 @@ class Hearing:
         want = expected.encoded(self.format)
         while True:
             start = self._start_for(want)
-            if len(self._heard) - start >= len(want):
-                break
-            if self._closed.is_set() and not self._queue and self._playing_scope is None:
-                heard_s = self.format.duration_s(len(self._heard) - start)
+            got = bytes(self._heard[start : start + len(want)])
+            same = got == want[: len(got)]
+            if same and len(got) == len(want):
+                self._cursor = start + len(want)
+                return expected
+            idle = not self._queue and self._playing_scope is None
+            # A difference is final once that playback has ended (a clearAudio could still
+            # cut it, and the caller would then be at the cut).
+            if not same and (idle or self._closed.is_set()):
+                first = next(i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b)
                 raise AssertionError(
-                    f"call ended after the caller heard {heard_s:.2f} s "
-                    f"of the expected {expected.duration_s:.2f} s"
-                    + self._instead(start, len(self._heard) - start)
+                    f"the caller heard different audio: first difference at "
+                    f"{self.format.duration_s(first):.3f} s into the expected "
+                    f"{expected.duration_s:.2f} s" + self._instead(start, len(want))
+                )
+            if self._closed.is_set() and idle:
+                raise AssertionError(
+                    f"call ended after the caller heard {self.format.duration_s(len(got)):.2f} s "
+                    f"of the expected {expected.duration_s:.2f} s" + self._instead(start, len(got))
                 )
             await self._wait_heard_change()
-        got = bytes(self._heard[start : start + len(want)])
-        if got != want:
-            first = next(i for i, (a, b) in enumerate(zip(got, want, strict=True)) if a != b)
-            raise AssertionError(
-                f"the caller heard different audio: first difference at "
-                f"{self.format.duration_s(first):.3f} s into the expected "
-                f"{expected.duration_s:.2f} s" + self._instead(start, len(want))
-            )
-        self._cursor = start + len(want)
-        return expected
 
     def skip_heard(self) -> float:
         """Move the ``hears`` cursor to now; return the seconds skipped."""
@@ -162,17 +164,19 @@ class Hearing:
         return self.format.duration_s(skipped)
 
     def _start_for(self, want: bytes) -> int:
-        """Where ``hears`` compares ``want`` from: the cursor, moved to each cut that falls
-        within the span (a prompt a clearAudio cut short was never heard whole), unless what
-        was heard up to a cut at the span's very end is ``want`` itself."""
+        """Where ``hears`` compares ``want`` from: the cursor, or, when the cursor is inside a
+        playback a clearAudio cut short, the cut (the caller never heard the rest of it),
+        unless ``want`` was heard whole at the cursor before the cut."""
         start = self._cursor
         for cut in self._cuts:
             if cut <= start:
                 continue
-            if cut > start + len(want):
+            began = max((s.offset for s in self._starts if s.offset < cut), default=0)
+            if began > start:
+                break  # audio the caller heard whole lies between: compare it
+            if start + len(want) <= cut and self._heard[start : start + len(want)] == want:
                 break
-            if cut < start + len(want) or self._heard[start:cut] != want:
-                start = cut
+            start = cut
         return start
 
     def _instead(self, start: int, length: int) -> str:
