@@ -209,7 +209,8 @@ async def _run_started(
         call._end(call._ended.reason if call._ended else "flow finished")
         await call._rest_hangup()
         with trio.CancelScope(shield=True):
-            await transport.aclose(1000, "call ended")
+            # 1011 (RFC 6455: an unexpected condition) tells the other end the flow raised
+            await transport.aclose(*((1011, "flow error") if flow_raised else (1000, "call ended")))
         _warnings.flush(call._log_key)
         log.info(
             "call=%s ended: %s (%d frames in, %d unreadable)",

@@ -14,13 +14,23 @@ import trio
 import trio_websocket
 from lxml import etree
 
+from callflow.audio import Audio
 from callflow.protocol import Format
 from callflow.server import WebSocketTransport, signature_v3
 from callflow.testing._fake import FakePlivo
 
 
 class AnswerError(Exception):
-    """The answer webhook did not return a usable ``<Stream>``: the message says why."""
+    """The answer webhook did not return a usable ``<Stream>``: the message says why.
+
+    Attributes:
+        status_code: the webhook's HTTP status when it answered with an error (403 for a
+            refused signature, 404 for no flow at that path), else ``None``.
+    """
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
 
 
 @asynccontextmanager
@@ -31,6 +41,7 @@ async def dial(
     auth_token: str | None = None,
     method: str = "POST",
     send_media: bool = True,
+    prompts: Mapping[str, Audio] | None = None,
 ) -> AsyncIterator[FakePlivo]:
     """Call a callflow server the way Plivo does, and yield the :class:`FakePlivo` caller.
 
@@ -38,7 +49,8 @@ async def dial(
     ``Direction``, ``CallStatus``, plus ``params``), signed with ``X-Plivo-Signature-V3`` when
     ``auth_token`` is given (PROTOCOL.md §7); reads the ``<Stream>`` URL and ``contentType``
     from the XML; connects to that URL with a real WebSocket client and plays Plivo's side of
-    the call there, in real time.
+    the call there, in real time. ``prompts`` (names to :class:`Audio`) lets the caller name
+    what it heard (see :class:`FakePlivo`).
 
     Raises:
         AnswerError: the webhook answered with an HTTP error or XML without a ``<Stream>``.
@@ -75,7 +87,8 @@ async def dial(
             response = await client.get(answer_url, headers=headers)
     if response.status_code != 200:
         raise AnswerError(
-            f"{method} {answer_url}: HTTP {response.status_code} {response.text[:200]!r}"
+            f"{method} {answer_url}: HTTP {response.status_code} {response.text[:200]!r}",
+            status_code=response.status_code,
         )
     stream_url, fmt = stream_of(response.content)
     async with open_plivo_websocket(stream_url) as websocket:
@@ -86,6 +99,7 @@ async def dial(
             call_id=call_id,
             answer_params=form,
             send_media=send_media,
+            prompts=prompts,
         )
         async with fake:
             yield fake

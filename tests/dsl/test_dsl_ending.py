@@ -76,6 +76,12 @@ FLOWS = [
 ]
 CUT_MID_PROMPT = (cancels_its_prompt, raises_mid_prompt)
 """Flows that end while a prompt plays: callflow clears it before the call ends."""
+RAISING = (raises, raises_mid_prompt)
+"""Flows that raise: the stream closes with 1011 (flow error) instead of 1000."""
+
+
+def close_code_of(body: object) -> int:
+    return 1011 if body in RAISING else 1000
 
 
 # -- with credentials: REST hangup -------------------------------------------------------------
@@ -91,7 +97,7 @@ async def test_every_end_the_flow_causes_is_a_rest_hangup(
             call_id=CALL,
             rest=rest_for(plivo_api),
         ) as caller:
-            assert await caller.hung_up() == 1000
+            assert await caller.hung_up() == close_code_of(body)
     assert plivo_api.calls("DELETE") == [HANGUP]  # once, however the flow ended
     assert len(plivo_api.requests) == 1
     auth = plivo_api.requests[0].headers["authorization"]
@@ -291,9 +297,9 @@ async def test_without_credentials_every_end_closes_the_stream(
     autojump_clock: trio.testing.MockClock, body: object
 ) -> None:
     async with FakePlivo(make_flow(body)) as caller:  # type: ignore[arg-type]
-        assert await caller.hung_up() == 1000
+        assert await caller.hung_up() == close_code_of(body)
         ended = trio.current_time()
-    assert caller.close_code == 1000
+    assert caller.close_code == close_code_of(body)
     assert caller.queued_s == 0
     if body in CUT_MID_PROMPT:
         assert [c.time for c in caller.cleared] == [pytest.approx(0.3)]

@@ -67,7 +67,7 @@ async def test_dial_calls_the_served_support_flow(tmp_path: Path) -> None:
         text = dial.stdout.decode()
         assert dial.returncode == 0, dial.stderr.decode()
         assert "→ dtmf 2" in text
-        assert "call ended (close code 1000)" in text
+        assert "call ended: the flow ended (close code 1000)" in text
         audio = read_wav(heard)
         # welcome, then the key barges in as the menu begins: support, goodbye
         expected = PROMPTS.welcome.duration_s + PROMPTS.support.duration_s

@@ -201,7 +201,8 @@ async def test_raising_flow_is_logged_and_ends_only_its_call(
     assert len(errors) == 1
     assert "call=bad-call" in errors[0].getMessage()
     assert errors[0].exc_info is not None
-    assert bad.close_code == 1000
+    assert bad.close_code == 1011  # the flow raised: the stream says so
+    assert good.close_code == 1000
 
 
 async def test_garbage_and_unknown_events_are_logged_and_the_call_goes_on(
