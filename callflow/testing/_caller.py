@@ -186,7 +186,10 @@ class _PromptWatch:
             self._shown = len(fake.received)
         starts = fake._starts
         more = len(starts) > self._starts_seen
-        if self._playing is not None and (fake.hung_up_flag or fake.queued_s <= 0 or more):
+        silent = fake._playing_scope is None and not any(
+            isinstance(item, bytes) for item in fake._queue
+        )  # no chunk playing or queued (checkpoints may be): what played is all in _heard
+        if self._playing is not None and (fake.hung_up_flag or silent or more):
             offset, clears = self._playing
             cut = len(fake.cleared) > clears
             end = starts[self._starts_seen].offset if more else len(heard)

@@ -121,6 +121,7 @@ async def test_prompts_are_named_as_they_play_and_keys_shown(
             out=tmp_path / "heard.wav",
             say=lines.append,
             prompts=load_prompts(tmp_path),
+            verbose=True,
         )
     assert result.ok
     assert result.close_code == 1000
@@ -129,6 +130,7 @@ async def test_prompts_are_named_as_they_play_and_keys_shown(
     assert "→ dtmf 1" in text
     assert "■ prompt 'bye': 0.20 s" in text
     assert text.count("▶ playing") == 2
+    assert "← playAudio  0.30 s of audio/x-mulaw" in text  # verbose: every message too
     heard = read_wav(tmp_path / "heard.wav")
     assert heard.duration_s == pytest.approx(0.5, abs=0.05)
 
