@@ -60,9 +60,11 @@ class Call(Player, Inbound):
     """One live call, as a flow sees it. Made by the runtime; flows never construct it.
 
     Every method that talks to Plivo raises :class:`CallEnded` once the call is over. Keys
-    pressed at any time are kept in order (type-ahead) until a flow takes them. Methods are
-    safe to call from several tasks of the flow: one writer keeps wire order equal to call
-    order.
+    pressed at any time are kept in order (type-ahead) until a flow takes them, except keys
+    pressed during a prompt no key can stop when ``uninterruptible_keys`` is ``"discard"``,
+    and the finish key right after a full ``gather`` entry; a pending key interrupts the
+    next barge-in prompt at once. Methods are safe to call from several tasks of the flow:
+    one writer keeps wire order equal to call order.
     """
 
     def __init__(
