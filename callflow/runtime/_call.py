@@ -173,10 +173,10 @@ class Call(Player, Inbound):
                 another key is ``Invalid``, judged once the input has ended (finish key,
                 ``max_digits`` or a timeout), as Plivo does.
             retries: Plivo ``retries``: how many attempts in all (at least 1, default 1).
-            no_input / invalid: played before the next attempt after ``NoInput`` /
-                ``Invalid``; a list escalates per event, as VoiceXML's ``count``: the *k*-th
-                ``NoInput`` plays entry *k* of ``no_input``, the *k*-th ``Invalid`` entry *k*
-                of ``invalid``, each counted on its own.
+            no_input: played before the next attempt after ``NoInput``; a list escalates
+                per event, as VoiceXML's ``count``: the *k*-th ``NoInput`` plays entry *k*.
+            invalid: played before the next attempt after ``Invalid``; a list escalates the
+                same way, counted on its own.
             barge_in: what stops the prompts, as ``say``'s ``barge_in``: ``True`` (any key,
                 the default: Plivo's nested prompts stop at a key), ``"12"`` (those keys),
                 ``"speech"``, a :class:`BargeIn`, or ``False``.
