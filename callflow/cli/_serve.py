@@ -16,12 +16,14 @@ import gc
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import trio
 
 from callflow._flow import Flow
 from callflow._loader import load_flows
+from callflow.cli import _workers
 from callflow.cli._common import UsageError, add_folder, port_number, public_url, setup_logging
 from callflow.cli._inspect import route_lines
 from callflow.cli._stop import serve_until_signal
@@ -31,6 +33,7 @@ from callflow.server._app import DEFAULT_DRAIN_TIMEOUT
 from callflow.server._drain import Drain, DrainAnswer
 from callflow.server._keepalive import DEFAULT_PING_INTERVAL, DEFAULT_PONG_TIMEOUT, Keepalive
 from callflow.server._watchdog import DEFAULT_STALL_THRESHOLD
+from callflow.server._workers import WorkerRole
 
 log = logging.getLogger("callflow.cli")
 
@@ -104,6 +107,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help=f"seconds a ping waits for its pong before the socket is given up as lost "
         f"({DEFAULT_PONG_TIMEOUT:g})",
     )
+    _workers.add_option(serve)
     serve.set_defaults(command_func=_serve)
 
 
@@ -133,7 +137,11 @@ def _serve(args: argparse.Namespace) -> int:
         drain_answer = DrainAnswer.parse(args.drain_answer)
     except ValueError as exc:
         raise UsageError(f"--drain-answer: {exc}") from None
+    workers = _workers.count(args)
+    role = WorkerRole.from_env()
     flows = load_flows(args.folder)
+    if role is None and workers > 1:
+        return _workers.supervise(args, workers, functools.partial(_print_started, flows))
     # Everything imported so far (libraries, flows, prompts) lives for the whole process: move
     # it out of the collector's reach, so a collection during a burst of new calls does not
     # pause every live call while it walks them (docs/performance.md, time to first audio).
@@ -146,9 +154,7 @@ def _serve(args: argparse.Namespace) -> int:
             "(the <Hangup/> after <Stream> ends the call); transfer() is unavailable",
             file=sys.stderr,
         )
-    run = functools.partial(
-        serve_flows,
-        flows,
+    options: dict[str, Any] = dict(
         host=args.host,
         port=args.port,
         public_url=base_url,
@@ -162,6 +168,11 @@ def _serve(args: argparse.Namespace) -> int:
             if args.ping_interval
             else None
         ),
+    )
+    run: Callable[..., Awaitable[None]] = (
+        functools.partial(serve_flows, flows, **options)
+        if role is None
+        else _workers.worker_run(role, {"flows": flows, **options})
     )
     failure = ""
     status = 0

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 import attrs
 import trio
@@ -27,6 +28,7 @@ from callflow._flow import Flow
 from callflow.runtime import LiveCalls, PlivoRest
 from callflow.server._drain import HARD_DEADLINE, Drain, DrainAnswer
 from callflow.server._front import Front
+from callflow.server._handoff import Handoff
 from callflow.server._health import HEALTH_PATH, Health
 from callflow.server._keepalive import DEFAULT_KEEPALIVE, Keepalive
 from callflow.server._routes import Routes
@@ -92,9 +94,16 @@ class _Server:
         drain: Drain,
         drain_answer: DrainAnswer,
         worker: int = 0,
+        workers: int = 1,
+        handoff_folder: Path | None = None,
     ) -> None:
         self.drain = drain
         self.routes = Routes(flows)
+        self.handoff = (
+            Handoff(worker, workers, handoff_folder, self.routes)
+            if workers > 1 and handoff_folder is not None
+            else None
+        )
         self.flows = self.routes.flows
         self.webhooks = Webhooks(
             public_url=public_url,
@@ -105,12 +114,13 @@ class _Server:
         self.streams = Streams(self.routes, auth_token=auth_token, live_calls=live_calls, rest=rest)
         self.front = Front(
             self.routes,
-            health=Health(self.flows, live_calls, drain, worker),
+            health=Health(self.flows, live_calls, drain, worker, self.handoff),
             webhooks=self.webhooks,
             streams=self.streams,
             drain=drain,
             drain_answer=drain_answer,
             worker=worker,
+            handoff=self.handoff,
         )
 
 
@@ -218,11 +228,18 @@ async def serve_listeners(
     loop_stall_threshold: float | None = DEFAULT_STALL_THRESHOLD,
     keepalive: Keepalive | None = DEFAULT_KEEPALIVE,
     worker: int = 0,
+    workers: int = 1,
+    handoff_folder: Path | None = None,
     task_status: trio.TaskStatus[ServerInfo] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """:func:`serve_flows` on listeners already bound (closed when this returns); ``worker``
-    is the index the health JSON and the ``X-Callflow-Worker`` header report."""
+    """:func:`serve_flows` on listeners already bound (closed when this returns).
+
+    ``worker`` is this process's index among ``workers`` (the health JSON and the
+    ``X-Callflow-Worker`` header report it); with several, connections of a call another
+    worker owns are handed to it through the Unix sockets in ``handoff_folder``
+    (:mod:`callflow.server._handoff`)."""
     drain = drain if drain is not None else Drain()
+    server: _Server | None = None
     try:
         server = _Server(
             flows,
@@ -234,6 +251,8 @@ async def serve_listeners(
             drain=drain,
             drain_answer=drain_answer if drain_answer is not None else DrainAnswer(),
             worker=worker,
+            workers=workers,
+            handoff_folder=handoff_folder,
         )
         server.streams.keepalive = keepalive
         bound = listeners[0].socket.getsockname()
@@ -256,6 +275,8 @@ async def serve_listeners(
                 )
             guard.cancel_scope.cancel()
     finally:
+        if server is not None and server.handoff is not None:
+            server.handoff.close()
         with trio.CancelScope(shield=True):
             for listener in listeners:
                 await listener.aclose()
@@ -289,6 +310,8 @@ async def _run(
         nursery.start_soon(accept)
         if loop_stall_threshold is not None:
             await nursery.start(LoopWatchdog(threshold=loop_stall_threshold).run)
+        if server.handoff is not None:
+            nursery.start_soon(server.handoff.receive, server.front.handle_handed, nursery)
         if ReadLoop.available():  # else (not Linux) each call reads its own socket
             server.streams.read_loop = ReadLoop()
             nursery.start_soon(server.streams.read_loop.run)

@@ -17,6 +17,7 @@ from callflow.observe import CALL_CONTEXT, WarningLimiter, escape
 from callflow.observe import render as render_metrics
 from callflow.server import _http
 from callflow.server._drain import Drain, DrainAnswer
+from callflow.server._handoff import Handoff
 from callflow.server._health import Health
 from callflow.server._http import HttpConnection, HttpError, Request
 from callflow.server._routes import Routes, header_dict, is_websocket_upgrade, peer, peer_host
@@ -44,8 +45,10 @@ class Front:
         drain: Drain,
         drain_answer: DrainAnswer,
         worker: int = 0,
+        handoff: Handoff | None = None,
     ) -> None:
         self.routes = routes
+        self.handoff = handoff
         self.drain = drain
         self.drain_answer = drain_answer
         self._worker_header = [("x-callflow-worker", str(worker))]
@@ -64,12 +67,18 @@ class Front:
 
     async def handle_connection(self, stream: trio.SocketStream) -> None:
         """Serve one TCP connection: HTTP requests, or one WebSocket call after an upgrade."""
-        client = peer(stream)
+        await self.handle_handed(stream, b"", peer(stream), routed=False)
+
+    async def handle_handed(
+        self, stream: trio.SocketStream, initial: bytes, client: str, *, routed: bool = True
+    ) -> None:
+        """Serve a connection another worker accepted and handed over (``initial``: the
+        bytes it had read; ``client``: the peer, as it saw it)."""
         with trio.CancelScope() as scope:
             self._connections.add(scope)
-            conn = HttpConnection(stream, client)
+            conn = HttpConnection(stream, client, initial)
             try:
-                if await self._serve_http(conn, scope):
+                if await self._serve_http(conn, scope, routed):
                     await conn.linger()
             except* trio.BrokenResourceError:
                 log.debug("connection from %s broken by the client", client)
@@ -84,7 +93,9 @@ class Front:
         for scope in list(self._connections - self._call_connections):
             scope.cancel()
 
-    async def _serve_http(self, conn: HttpConnection, scope: trio.CancelScope) -> bool:
+    async def _serve_http(
+        self, conn: HttpConnection, scope: trio.CancelScope, routed: bool = True
+    ) -> bool:
         """Serve requests until the connection ends. True when it should linger before it is
         closed (an error response may have left request bytes unread); False when the client
         has gone, or the connection went to a WebSocket."""
@@ -121,6 +132,14 @@ class Front:
                 )
                 await conn.respond(408, b"request head too slow\n", close=True)
                 return True
+            if not routed and self.handoff is not None:
+                # each request of a call (keep-alive connections carry several) goes to the
+                # worker that owns its call; a handed connection's first one is already there
+                moved = await self.handoff.route(conn, head)
+                if moved.conn is None:
+                    return False  # the owner serves it now; our copy of the socket closes
+                if moved.conn is not conn:
+                    return await self._serve_http(moved.conn, scope)
             if is_websocket_upgrade(head):
 
                 def became_call() -> None:
@@ -130,6 +149,7 @@ class Front:
                 return not await self.streams.serve_upgrade(conn, head, became_call)
             if not await self._serve_request(conn, head) or not conn.next_cycle():
                 return True
+            routed = False
 
     async def _serve_request(self, conn: HttpConnection, head: h11.Request) -> bool:
         """Answer one plain HTTP request; whether the connection may serve another."""

@@ -168,12 +168,16 @@ class HttpConnection:
     Resource handling: does not own ``stream``; whoever made it closes it.
     """
 
-    def __init__(self, stream: trio.abc.Stream, client: str) -> None:
+    def __init__(self, stream: trio.abc.Stream, client: str, initial: bytes = b"") -> None:
+        """``initial``: bytes already read from ``stream`` (by another worker that handed the
+        connection over), parsed before anything is read."""
         self.stream = stream
         self.client = client
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
         self._request_bytes = bytearray()
         self._method = "GET"
+        if initial:
+            self._h11.receive_data(initial)
 
     @property
     def request_bytes(self) -> bytes:

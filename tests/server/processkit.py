@@ -58,6 +58,35 @@ DRAIN_FLOWS = textwrap.dedent(
 )
 
 
+WORKER_FLOWS = textwrap.dedent(
+    '''
+    """A flow that names the worker running it: every DTMF it sends is its worker index.
+    ``*`` waits for a StopStream status callback, ``A`` for machine detection; ``#`` ends."""
+    import os
+
+    from callflow import Call, Format, flow
+
+
+    @flow("/w", format=Format.MULAW_8K)
+    async def w(call: Call) -> None:
+        me = os.environ.get("CALLFLOW_WORKER", "0/1/-").split("/")[0]
+        await call.send_dtmf(me)
+        while (digit := await call.wait_dtmf()) != "#":
+            if digit == "*":
+                await call.wait_status("StopStream")
+            elif digit == "A":
+                await call.wait_machine()
+            await call.send_dtmf(me)
+    '''
+)
+
+
+def write_worker_flows(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "workerflows.py").write_text(WORKER_FLOWS)
+    return folder
+
+
 def write_drain_flows(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "drainflows.py").write_text(DRAIN_FLOWS)

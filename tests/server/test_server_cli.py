@@ -164,6 +164,7 @@ async def test_serve_subprocess_health_and_sigint(flows_dir: Path) -> None:
             "calls": 0,
             "flows": ["/support", "/wide"],
             "worker": 0,
+            "pid": process.pid,
         }
         process.send_signal(signal.SIGINT)
         with trio.fail_after(5):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Mapping
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -229,6 +230,7 @@ async def test_healthz(start_server: StartServer) -> None:
         "calls": 0,
         "flows": ["/echo", "/other"],
         "worker": 0,
+        "pid": os.getpid(),
     }
 
 
