@@ -66,6 +66,15 @@ class RuntimeConfig:
             normally waits for its queued audio to play before the stream is closed.
         dtmf_buffer: type-ahead keys kept; beyond it the oldest is dropped and logged.
         write_timeout_s: how long one send to Plivo may take before the call is given up.
+        ack_grace_s: the bound on a checkpoint ack (``playedStream``). Plivo plays queued
+            audio in real time and acks a checkpoint once the audio before it has played, so
+            with ``q`` seconds of audio ahead of the oldest pending checkpoint its ack is
+            due after ``q`` seconds and one round trip. If none comes within
+            ``q + max(ack_grace_s, q)`` (at least twice the audio, and 5 s more by default:
+            a congested link, never a healthy one), Plivo is not playing our audio: the
+            stall is logged once per call, ``clearAudio`` is sent, and the ``say`` waiting
+            returns ``completed=False, interrupted_by="no_ack"`` (``checkpoint`` returns
+            False, ``play`` goes on) instead of waiting for ever.
         uninterruptible_keys: what happens to keys pressed while a ``say`` that no key can
             stop is playing: ``"keep"`` (the default) keeps them as type-ahead for the next
             input, ``"discard"`` drops them, as VoiceXML does when ``bargein`` is false. Each
@@ -84,6 +93,7 @@ class RuntimeConfig:
     drain_timeout_s: float = 2.0
     dtmf_buffer: int = 64
     write_timeout_s: float = 10.0
+    ack_grace_s: float = 5.0
     uninterruptible_keys: KeyPolicy = attrs.field(default="keep", validator=_key_policy)
 
 

@@ -20,19 +20,19 @@ import trio
 
 from callflow.audio import Audio
 from callflow.protocol import Checkpoint, ClearAudio, encode, play_audio_message, play_audio_prefix
+from callflow.runtime._ackbound import AckBound
 from callflow.runtime._config import CallInfo, Playback, RuntimeConfig
 from callflow.runtime._errors import CallEnded
 from callflow.runtime._ledger import Ledger, Mark
 from callflow.runtime._results import BargeIn
 from callflow.runtime._sources import AudioSource, b64_len
 from callflow.runtime._sources import payloads as source_payloads
-from callflow.runtime._state import CallState
 from callflow.runtime._vad import Vad
 
 log = logging.getLogger("callflow.call")
 
 
-class Player(CallState):
+class Player(AckBound):
     """The playback part of a :class:`~callflow.runtime.Call` (module docstring)."""
 
     def __init__(self, info: CallInfo, config: RuntimeConfig | None) -> None:
@@ -55,6 +55,7 @@ class Player(CallState):
         self._barge_in_at: float | None = None
         self._barge_in_by_speech = False
         self._mark_sent_at: dict[str, float] = {}
+        self._clear_cause = "cleared"  # what a say that a clear ended reports
 
     @property
     def queued_s(self) -> float:
@@ -112,7 +113,9 @@ class Player(CallState):
 
         If the flow's own cancel scope ends the ``say`` (``trio.move_on_after`` around it), the
         queued audio is cleared the same way before the cancellation goes on; if another task
-        calls ``clear()``, this returns ``completed=False, interrupted_by="cleared"``.
+        calls ``clear()``, this returns ``completed=False, interrupted_by="cleared"``; if Plivo
+        acks none of its checkpoints in time (``RuntimeConfig.ack_grace_s``), callflow clears
+        it and it returns ``interrupted_by="no_ack"``.
 
         Returns:
             A :class:`Playback`: ``completed``, ``duration_s``, ``heard_s`` (to within one
@@ -177,7 +180,7 @@ class Player(CallState):
             elif self._ledger.queued_s > 0:
                 await self.clear()
         else:
-            interrupted_by = "cleared"
+            interrupted_by = self._clear_cause  # "cleared", or "no_ack" (_ack_stalled)
             heard_at = self._heard_at_clear
         return Playback(False, duration, max(0.0, min(end, heard_at) - start), interrupted_by)
 
@@ -237,7 +240,8 @@ class Player(CallState):
 
         Returns:
             True when played; False when the audio before it was cleared (Plivo never acks a
-            cleared checkpoint, PROTOCOL.md §2).
+            cleared checkpoint, PROTOCOL.md §2), also by callflow when no ack came in time
+            (``RuntimeConfig.ack_grace_s``, :mod:`callflow.runtime._ackbound`).
 
         Raises:
             ValueError: ``name`` was used before on this stream.
@@ -259,10 +263,11 @@ class Player(CallState):
         """
         await self._wait_cleared(await self._send_clear())
 
-    async def _send_clear(self) -> trio.Event:
+    async def _send_clear(self, cause: str = "cleared") -> trio.Event:
         """Send ``clearAudio``; return the event ``clearedAudio`` will set. Everything before
         the first ``await`` happens at once, so a ``say`` resuming later already sees it."""
         self._clear_epoch += 1
+        self._clear_cause = cause
         self._barge_in_pending = False  # any clearAudio answers a barge-in waiting for one
         self._heard_at_clear = self._ledger.heard_position(trio.current_time())
         done = self._latest_clear = self._clear_done
@@ -325,7 +330,7 @@ class Player(CallState):
             if ledger.unmarked_s > 0 and ledger.marks_pending == 0:
                 await self._send_mark()
             self._raise_if_ended()
-            await self._progress.wait()
+            await self._wait_or_give_up(self._progress)
 
     async def _send_mark(self, name: str | None = None) -> str:
         if name is None:
@@ -335,7 +340,8 @@ class Player(CallState):
         self._used_names.add(name)
         self._mark_waiters[name] = trio.Event()
         self._ledger.mark(name)
-        self._mark_sent_at[name] = trio.current_time()
+        now = self._mark_sent_at[name] = trio.current_time()
+        self._ack_mark_sent(now)
         await self._write(encode(Checkpoint(stream_id=self.info.stream_id, name=name)))
         return name
 
@@ -343,11 +349,17 @@ class Player(CallState):
         event = self._mark_waiters.get(name)
         while event is not None and not event.is_set():
             self._raise_if_ended()
-            await event.wait()
+            await self._wait_or_give_up(event)
         self._mark_waiters.pop(name, None)
         if name not in self._mark_results:  # woken by the end of the call, not by Plivo
             self._raise_if_ended()
         return self._mark_results.pop(name, False)
+
+    async def _wait_or_give_up(self, event: trio.Event) -> None:
+        """``event.wait()``; if the next checkpoint ack is overdue first, the queue is
+        cleared, so every wait for it ends (a ``say`` reports ``interrupted_by="no_ack"``)."""
+        if await self._wait_for_ack(event):
+            await self._wait_cleared(await self._send_clear("no_ack"))
 
     def _on_played(self, name: str) -> None:
         marks = self._ledger.played(name, trio.current_time())
@@ -373,6 +385,7 @@ class Player(CallState):
             if event is not None:
                 self._mark_results[mark.name] = played
                 event.set()
+        self._ack_progress(now)
         self._progress.set()
         self._progress = trio.Event()
 
