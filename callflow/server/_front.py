@@ -13,9 +13,10 @@ import logging
 import h11
 import trio
 
-from callflow.observe import CALL_CONTEXT, WarningLimiter, escape
+from callflow.observe import CALL_CONTEXT, METRICS, WarningLimiter, escape
 from callflow.observe import render as render_metrics
 from callflow.server import _http
+from callflow.server._conncap import REFUSAL, ConnectionCap
 from callflow.server._drain import Drain, DrainAnswer
 from callflow.server._handoff import Handoff
 from callflow.server._health import Health
@@ -33,6 +34,9 @@ class Front:
     Refused requests are logged through a per-peer :class:`~callflow.observe.WarningLimiter`
     (10 lines per peer host a minute, 200 in all, then a summary), every outside value in the
     line escaped and bounded; the error body quotes the same bounded reason.
+
+    Open connections are capped below the descriptor limit, with headroom kept for the
+    streams of calls (:class:`~callflow.server._conncap.ConnectionCap`, :attr:`cap`).
     """
 
     def __init__(
@@ -60,6 +64,10 @@ class Front:
         self.refusals = WarningLimiter(
             log, "http_refused", "refused requests", where="from this peer"
         )
+        self.cap = ConnectionCap()
+        self._over_cap = WarningLimiter(
+            log, "connections_refused", "connections refused", where="at the cap"
+        )
 
     def _refused(self, conn: HttpConnection, level: int, msg: str, *args: object) -> None:
         """Log one refused request of ``conn`` (rate-limited per peer host)."""
@@ -75,6 +83,9 @@ class Front:
         """Serve a connection another worker accepted and handed over (``initial``: the
         bytes it had read; ``client``: the peer, as it saw it)."""
         with trio.CancelScope() as scope:
+            if not self.cap.admit(scope):
+                await self._refuse_over_cap(stream, client)
+                return
             self._connections.add(scope)
             conn = HttpConnection(stream, client, initial)
             try:
@@ -85,8 +96,30 @@ class Front:
             except* Exception:
                 log.exception("connection from %s failed; closed", client)
             finally:
+                self.cap.release(scope)
                 self._connections.discard(scope)
                 self._call_connections.discard(scope)
+
+    async def _refuse_over_cap(self, stream: trio.SocketStream, client: str) -> None:
+        """503 at once, unread, then close (module docstring of ``_conncap``)."""
+        METRICS.connections_refused_total.inc()
+        self._over_cap.warning(
+            "server",
+            "connection from %s refused with 503: %d connections open, the cap is %d "
+            "(%d for requests)",
+            client,
+            self.cap.open,
+            self.cap.max_connections,
+            self.cap.max_requests,
+        )
+        with trio.move_on_after(1.0):
+            try:
+                await stream.send_all(REFUSAL)
+                await stream.send_eof()
+                with trio.move_on_after(0.2):  # let the peer read it before the close
+                    await stream.receive_some(65536)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
 
     def close_http(self) -> None:
         """Cancel every connection that is not a live call (the drain's first step)."""
@@ -103,7 +136,11 @@ class Front:
             head: h11.Request | None = None
             with trio.move_on_after(_http.HEAD_TIMEOUT):
                 try:
-                    head = await conn.read_head()
+                    self.cap.waiting(scope)
+                    try:
+                        head = await conn.read_head()
+                    finally:
+                        self.cap.stop_waiting(scope)
                 except h11.RemoteProtocolError as exc:
                     status = exc.error_status_hint
                     reason = escape(exc)
@@ -145,20 +182,23 @@ class Front:
                 def became_call() -> None:
                     scope.shield = True
                     self._call_connections.add(scope)
+                    self.cap.became_call(scope)
 
                 return not await self.streams.serve_upgrade(conn, head, became_call)
-            if not await self._serve_request(conn, head) or not conn.next_cycle():
+            if not await self._serve_request(conn, head, scope) or not conn.next_cycle():
                 return True
             routed = False
 
-    async def _serve_request(self, conn: HttpConnection, head: h11.Request) -> bool:
+    async def _serve_request(
+        self, conn: HttpConnection, head: h11.Request, scope: trio.CancelScope
+    ) -> bool:
         """Answer one plain HTTP request; whether the connection may serve another."""
         method = head.method.decode("ascii", "replace").upper()
         target = head.target.decode("ascii", "replace")
         path, _, query = target.partition("?")
         context = CALL_CONTEXT.set(None)  # a webhook handler binds its call for this request
         try:
-            return await self._respond(conn, head, method, target, path, query)
+            return await self._respond(conn, head, method, target, path, query, scope)
         finally:
             CALL_CONTEXT.reset(context)
 
@@ -170,11 +210,16 @@ class Front:
         target: str,
         path: str,
         query: str,
+        scope: trio.CancelScope,
     ) -> bool:
         try:
             body = b""
             with trio.move_on_after(_http.BODY_TIMEOUT) as body_scope:
-                body = await conn.read_body(head)
+                self.cap.waiting(scope)  # for the client: may be closed to make room
+                try:
+                    body = await conn.read_body(head)
+                finally:
+                    self.cap.stop_waiting(scope)
             if body_scope.cancelled_caught:
                 raise HttpError(408, f"body incomplete after {_http.BODY_TIMEOUT:.0f} s")
             kind, flow = self.routes.route(method, path)
