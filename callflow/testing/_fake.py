@@ -293,13 +293,6 @@ class FakePlivo(Hearing):
             return False
         return True
 
-    def _next_seq(self) -> int:
-        return next(self._seq)
-
-    @property
-    def _stream(self) -> str:
-        return self.stream_id
-
     def _set_closed(self) -> None:
         """The stream is closed: no more media goes out, so pending ``speak`` calls return."""
         self._closed.set()

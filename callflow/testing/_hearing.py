@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import collections
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 
 import attrs
 import numpy as np
@@ -37,6 +37,13 @@ class _Start:
 class Hearing:
     """The playback half of :class:`~callflow.testing.FakePlivo`: Plivo's queue of audio and
     checkpoints, played at real-time rate, and what the caller heard of it."""
+
+    stream_id: str
+    """The stream's id (``FakePlivo``'s), named in the events this half sends."""
+    _seq: Iterator[int]
+    """The events' ``sequenceNumber`` counter (``FakePlivo``'s)."""
+    _send: Callable[[str], Awaitable[bool]]
+    """Send one event to callflow; whether it went out (``FakePlivo._send``)."""
 
     def __init__(self, fmt: Format, prompts: Mapping[str, Audio] | None) -> None:
         self.format = fmt
@@ -212,16 +219,6 @@ class Hearing:
 
     # -- playing ----------------------------------------------------------------------------
 
-    async def _send(self, text: str) -> bool:  # pragma: no cover - FakePlivo's
-        raise NotImplementedError
-
-    def _next_seq(self) -> int:  # pragma: no cover - FakePlivo's
-        raise NotImplementedError
-
-    @property
-    def _stream(self) -> str:  # pragma: no cover - FakePlivo's
-        raise NotImplementedError
-
     def _poke(self) -> None:
         self._heard_changed.set()
         self._heard_changed = trio.Event()
@@ -274,7 +271,7 @@ class Hearing:
         self._idle = True
         self.cleared.append(Cleared(trio.current_time(), dropped))
         await self._send(
-            encode_event(ClearedAudio(sequence_number=self._next_seq(), stream_id=self._stream))
+            encode_event(ClearedAudio(sequence_number=next(self._seq), stream_id=self.stream_id))
         )
 
     async def _play(self) -> None:
@@ -287,7 +284,7 @@ class Hearing:
             item = self._queue.popleft()
             if isinstance(item, str):
                 played = PlayedStream(
-                    sequence_number=self._next_seq(), stream_id=self._stream, name=item
+                    sequence_number=next(self._seq), stream_id=self.stream_id, name=item
                 )
                 await self._send(encode_event(played))
                 continue
