@@ -30,6 +30,7 @@ from callflow.runtime import (
     Recording,
     RestError,
     RuntimeConfig,
+    Speech,
     StatusEvent,
     VadSettings,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "Recording",
     "RestError",
     "RuntimeConfig",
+    "Speech",
     "StatusEvent",
     "StreamSettings",
     "VadSettings",

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Literal
 import attrs
 
 from callflow.protocol import Format
+from callflow.voice import Stt, TtsChoice, TtsSpec
 
 if TYPE_CHECKING:
     from callflow.runtime import Call
@@ -116,11 +117,16 @@ class Flow:
             status callbacks ``path/status``.
         handler: the ``async def handler(call)`` that runs once per call.
         stream: the ``<Stream>`` settings.
+        tts: the flow's text-to-speech engine (``@flow(tts=…)``); ``None`` for the server's
+            (``callflow serve --tts``, else ``"auto"``).
+        stt: the flow's speech recognizer (``@flow(stt=…)``); ``None`` for the offline one.
     """
 
     path: str
     handler: FlowHandler
     stream: StreamSettings
+    tts: TtsChoice | None = attrs.field(default=None, eq=False, kw_only=True)
+    stt: Stt | None = attrs.field(default=None, eq=False, kw_only=True)
 
     @property
     def name(self) -> str:
@@ -173,11 +179,17 @@ def flow(
     keep_call_alive: bool = True,
     noise_cancellation: bool = False,
     noise_cancellation_level: int = 85,
+    tts: TtsSpec | None = None,
+    stt: Stt | None = None,
 ) -> Callable[[FlowHandler], Flow]:
     """Declare ``async def handler(call: Call) -> None`` as the call flow answering at ``path``.
 
     The keywords are the ``<Stream>`` XML attributes with Plivo's meanings (PROTOCOL.md §5);
-    see :class:`StreamSettings`. Everything is checked here, at decoration time::
+    see :class:`StreamSettings`; and the flow's voice: ``tts`` (an engine from
+    :mod:`callflow.voice`, or a name: ``"piper"``, ``"piper:/path/voice.onnx"``,
+    ``"espeak-ng"``, ``"espeak-ng:en-gb"``, ``"auto"``; default: the server's) and ``stt`` (a
+    recognizer; default: the offline :class:`~callflow.voice.SoundSwallower`). Everything is
+    checked here, at decoration time (a named engine that is not installed raises now)::
 
         @flow("/support", format=Format.MULAW_8K)
         async def support(call: Call) -> None:
@@ -186,7 +198,10 @@ def flow(
     Raises:
         TypeError: ``format`` is not a :class:`Format`, or the decorated object is not an
             ``async def`` taking exactly one positional parameter (the :class:`Call`).
-        ValueError: a malformed ``path`` or a setting outside what Plivo accepts.
+        ValueError: a malformed ``path``, a setting outside what Plivo accepts, or an unknown
+            engine name.
+        callflow.voice.TtsUnavailable: ``tts`` names an engine that is not installed (the
+            message names what to install).
     """
     if not isinstance(path, str) or not _PATH_RE.match(path) or "//" in path:
         raise ValueError(f"flow path must look like '/name' (letters, digits, ._~-/), not {path!r}")
@@ -209,9 +224,13 @@ def flow(
         noise_cancellation_level=noise_cancellation_level,
     )
 
+    choice = None if tts is None else tts if isinstance(tts, TtsChoice) else TtsChoice(tts)
+    if stt is not None and not isinstance(stt, Stt):
+        raise TypeError(f"stt must be a recognizer (callflow.voice.Stt), not {stt!r}")
+
     def decorate(handler: FlowHandler) -> Flow:
         _check_handler(handler, path)
-        return Flow(path=path, handler=handler, stream=settings)
+        return Flow(path=path, handler=handler, stream=settings, tts=choice, stt=stt)
 
     return decorate
 

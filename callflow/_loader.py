@@ -7,9 +7,11 @@ import importlib.util
 import sys
 import traceback
 import types
+from collections.abc import Iterable
 from pathlib import Path
 
 from callflow._flow import LOADER_PACKAGE_PREFIX, Flow
+from callflow.voice import Prompts, TtsUnavailable, default_tts
 
 
 class FlowLoadError(Exception):
@@ -60,6 +62,7 @@ def load_flows(folder: str | Path) -> list[Flow]:
         module = sys.modules.get(module_name)  # already imported by a sibling's relative import
         if module is None:
             module = _import(module_name, file, root)
+        _check_voice(file, vars(module).values())
         for value in vars(module).values():
             if not isinstance(value, Flow):
                 continue
@@ -102,3 +105,31 @@ def _import(module_name: str, file: Path, root: Path) -> types.ModuleType:
             hint = f" (a helper beside the flows is imported as: from .{missing} import …)"
         raise FlowLoadError(f"{file}: failed to import: {last}{hint}") from exc
     return module
+
+
+def module_prompts(flow: Flow) -> list[Prompts]:
+    """The module-level :class:`~callflow.voice.Prompts` of the module that defines ``flow``
+    (its fixed text prompts), in definition order."""
+    module = sys.modules.get(flow.handler.__module__)
+    if module is None:
+        return []
+    return [value for value in vars(module).values() if isinstance(value, Prompts)]
+
+
+def _check_voice(file: Path, values: Iterable[object]) -> None:
+    """A module that declares text prompts needs its flows' engine now, not at the first call.
+
+    Raises:
+        FlowLoadError: naming the file, the flow and what to install.
+    """
+    items = list(values)
+    if not any(isinstance(v, Prompts) for v in items):
+        return
+    for value in items:
+        if isinstance(value, Flow):
+            try:
+                (value.tts or default_tts()).check()
+            except TtsUnavailable as exc:
+                raise FlowLoadError(
+                    f"{file}: flow {value.path} declares text prompts, but {exc}"
+                ) from exc

@@ -19,6 +19,7 @@ from callflow.runtime._results import (
     MachineDetection,
     NoInput,
     Recording,
+    Speech,
 )
 from callflow.runtime._session import LiveCalls, run_call
 from callflow.runtime._transport import (
@@ -54,6 +55,7 @@ __all__ = [
     "Recording",
     "RestError",
     "RuntimeConfig",
+    "Speech",
     "StatusEvent",
     "Transport",
     "TransportClosed",

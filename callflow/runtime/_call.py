@@ -21,7 +21,7 @@ import trio
 
 from callflow.observe import FlowMetrics
 from callflow.protocol import ExtraHeaders, SendDTMF, encode
-from callflow.runtime import _background, _collect
+from callflow.runtime import _background, _collect, _speech
 from callflow.runtime._attach import Line
 from callflow.runtime._config import (
     MIN_LEAD_S,
@@ -35,10 +35,19 @@ from callflow.runtime._inbound import Inbound
 from callflow.runtime._listen import InboundAudio
 from callflow.runtime._playback import Player
 from callflow.runtime._rest import PlivoRest, RestError
-from callflow.runtime._results import BargeIn, GatherResult, Invalid, NoInput, Recording
+from callflow.runtime._results import (
+    BargeIn,
+    Digits,
+    GatherResult,
+    Invalid,
+    NoInput,
+    Recording,
+    Speech,
+)
 from callflow.runtime._sources import AudioSource
 from callflow.runtime._transport import Transport
 from callflow.runtime._vad import VadSettings
+from callflow.voice import Stt, TtsChoice
 
 __all__ = [
     "MIN_LEAD_S",
@@ -74,10 +83,15 @@ class Call(Player, Inbound):
         config: RuntimeConfig | None = None,
         rest: PlivoRest | None = None,
         metrics: FlowMetrics | None = None,
+        *,
+        tts: TtsChoice | None = None,
+        stt: Stt | None = None,
     ) -> None:
         super().__init__(info, config)
         if metrics is not None:
             self._metrics = metrics
+        self._tts = tts
+        self._stt = stt
         self._line = Line(self, transport, self._config)
         self._write = self._line.write
         self._rest = rest
@@ -146,8 +160,12 @@ class Call(Player, Inbound):
         sensitive: bool = False,
         finish_timeout: float | None = None,
         flush: bool = False,
+        input: str = "dtmf",
+        hints: Sequence[str] = (),
+        min_confidence: float = 0.0,
     ) -> GatherResult:
-        """Collect DTMF digits, as Plivo's ``<GetDigits>`` does (same names and defaults).
+        """Collect DTMF digits, as Plivo's ``<GetDigits>`` does (same names and defaults), or
+        keys or speech, as Plivo's ``<GetInput>`` does (``input="dtmf speech"``).
 
         Plays ``prompt`` with ``say(prompt, barge_in=barge_in)``: a barge-in key pressed
         while it plays stops it and counts toward the input, and a pending barge-in key
@@ -187,12 +205,26 @@ class Call(Player, Inbound):
                 off (no Plivo counterpart: Plivo ignores keys beyond ``numDigits``).
             flush: discard the type-ahead keys first, so the input starts from an empty
                 buffer (FreeClimb's ``flushBuffer``).
+            input: ``"dtmf"`` (keys), ``"speech"`` or ``"dtmf speech"`` (Plivo ``inputType``):
+                with speech, the caller's audio goes to the flow's recognizer (``stt=``, the
+                offline one by default) from the start of the prompt, which speech also
+                interrupts; whichever of a key or speech comes first answers, and a key
+                pressed while the caller is still speaking ends the recognition at once and
+                wins. A recognition that matches nothing is ``Invalid`` (counted and
+                re-prompted as a bad key is); no key and no speech within ``timeout`` is
+                ``NoInput``.
+            hints: the phrases expected (the offline recognizer accepts only these; a cloud
+                one is biased toward them). Required with speech and the offline recognizer.
+            min_confidence: a recognition below this confidence (0-1) is ``Invalid``.
 
         Returns:
-            ``Digits(value)``, ``NoInput()`` or ``Invalid(value)``: the last attempt's outcome.
+            ``Digits(value)``, ``Speech(text, confidence)``, ``NoInput()`` or
+            ``Invalid(value)``: the last attempt's outcome.
 
         Raises:
-            ValueError: arguments Plivo would refuse; a negative ``finish_timeout``.
+            ValueError: arguments Plivo would refuse; a negative ``finish_timeout``; an unknown
+                ``input``, or speech with no ``hints`` for the offline recognizer.
+            callflow.voice.SttError: a hint the recognizer cannot say.
             CallEnded: the call is over.
         """
         rules = _collect.DigitRules(
@@ -207,9 +239,67 @@ class Call(Player, Inbound):
             finish_timeout=digit_timeout if finish_timeout is None else finish_timeout,
             flush=flush,
         )
+        inputs = _speech.parse_input(input)
+        speech = None
+        if "speech" in inputs:
+            speech = _speech.SpeechRules(
+                hints=tuple(hints),
+                keys="dtmf" in inputs,
+                min_confidence=min_confidence,
+                canonical={_speech._normal(h): h for h in hints},
+            )
         return await _collect.gather(
-            self, prompt, rules, retries=retries, no_input=no_input, invalid=invalid
+            self, prompt, rules, retries=retries, no_input=no_input, invalid=invalid, speech=speech
         )
+
+    async def ask(
+        self,
+        prompt: AudioSource | Sequence[AudioSource],
+        choices: Sequence[str] | Mapping[str, str],
+        *,
+        retries: int = 3,
+        timeout: float = 5.0,
+        no_input: AudioSource | Sequence[AudioSource] | None = None,
+        invalid: AudioSource | Sequence[AudioSource] | None = None,
+        barge_in: bool = True,
+        min_confidence: float = 0.0,
+    ) -> Digits | Speech | NoInput | Invalid:
+        """Press or say: one of ``choices``, by key or by voice, with counted re-prompts.
+
+        ``choices`` is a list of phrases (key ``1`` for the first, ``2`` for the second, …,
+        up to nine) or a mapping of single DTMF keys to phrases (``{"1": "sales", "0":
+        "operator"}``). The caller presses a choice's key or says its phrase; the answer is
+        ``Digits(key)`` or ``Speech(phrase, confidence)`` (the phrase as given here). A key
+        that is no choice, or words that match none, are ``Invalid``; ``retries``,
+        ``no_input`` and ``invalid`` work as in :meth:`menu`. This is :meth:`gather` with
+        ``input="dtmf speech"``, ``max_digits=1`` and the phrases as ``hints``.
+
+        Returns:
+            ``Digits(key)``, ``Speech(phrase, confidence)``, or ``NoInput()`` /
+            ``Invalid(value)`` after the last attempt.
+
+        Raises:
+            ValueError: no choice, more than nine listed, or a key that is not one DTMF key.
+            callflow.voice.SttError: a phrase the recognizer cannot say.
+            CallEnded: the call is over.
+        """
+        keyed, phrases = _speech.choice_rules(choices)
+        result = await self.gather(
+            prompt,
+            max_digits=1,
+            timeout=timeout,
+            digit_timeout=timeout,
+            finish_on_key="",
+            valid_digits="".join(keyed),
+            retries=retries,
+            no_input=no_input,
+            invalid=invalid,
+            barge_in=barge_in,
+            input="dtmf speech",
+            hints=phrases,
+            min_confidence=min_confidence,
+        )
+        return result
 
     async def menu(
         self,

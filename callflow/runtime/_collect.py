@@ -23,8 +23,10 @@ from callflow.runtime._results import (
     Invalid,
     NoInput,
     Recording,
+    Speech,
 )
 from callflow.runtime._vad import Vad, VadSettings, frame_dbfs
+from callflow.voice import Text
 
 if TYPE_CHECKING:
     from callflow.runtime._call import Call
@@ -37,7 +39,7 @@ T = TypeVar("T")
 def _nth(prompts: Any, count: int) -> Any:
     """Entry ``count`` (0-based) of an escalating list, its last entry repeating; a single
     prompt is every entry."""
-    if prompts is None or isinstance(prompts, Audio | str | bytes | bytearray | memoryview):
+    if prompts is None or isinstance(prompts, Audio | Text | str | bytes | bytearray | memoryview):
         return prompts
     if isinstance(prompts, Sequence):
         return prompts[min(count, len(prompts) - 1)] if prompts else None
@@ -94,7 +96,10 @@ async def gather(
     retries: int,
     no_input: Any,
     invalid: Any,
+    speech: Any = None,
 ) -> GatherResult:
+    """Attempts of :func:`_gather_once` (or, with ``speech``, a
+    :class:`~callflow.runtime._speech.SpeechRules`, of keys-or-speech attempts)."""
     if retries < 1:
         raise ValueError(f"retries counts attempts (Plivo: at least 1), not {retries}")
     if rules.flush:
@@ -104,9 +109,16 @@ async def gather(
     no_inputs = invalids = 0
     result: GatherResult = NoInput()
     for attempt in range(retries):
-        result = await _gather_once(call, _nth(prompt, attempt), rules)
+        if speech is None:
+            result = await _gather_once(call, _nth(prompt, attempt), rules)
+        else:
+            from callflow.runtime import _speech
+
+            result = await _speech.gather_once(
+                call, _nth(prompt, attempt), rules, speech, _gather_once
+            )
         log.debug("call=%s gather attempt %d: %r", call.call_id, attempt + 1, result)
-        if isinstance(result, Digits) or attempt + 1 == retries:
+        if isinstance(result, Digits | Speech) or attempt + 1 == retries:
             break
         if isinstance(result, NoInput):
             reprompt = _nth(no_input, no_inputs)

@@ -82,7 +82,7 @@ class Player(AckBound):
         start = self._ledger.sent_s
         epoch = self._clear_epoch
         try:
-            async with aclosing(source_payloads(source, self._format)) as payloads:
+            async with aclosing(source_payloads(source, self._format, self._renderer)) as payloads:
                 async for payload in payloads:
                     await self._send_audio(payload)
         except trio.Cancelled:
@@ -155,7 +155,9 @@ class Player(AckBound):
                 if trigger is not None:
                     unwatch = self._watch(trigger, interrupt)
                 last: str | None = None
-                async with aclosing(source_payloads(source, self._format)) as payloads:
+                async with aclosing(
+                    source_payloads(source, self._format, self._renderer)
+                ) as payloads:
                     async for payload in payloads:
                         if not await self._send_audio(payload, mark=False, epoch=epoch):
                             break

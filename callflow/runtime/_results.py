@@ -49,7 +49,17 @@ class Invalid:
         return f"Invalid({_masked(self.value, self.sensitive)!r})"
 
 
-GatherResult = Digits | NoInput | Invalid
+@attrs.frozen
+class Speech:
+    """The caller said ``text`` (an answer by voice: ``gather(input="dtmf speech")``,
+    ``ask``). ``confidence`` is the recognizer's, 0 to 1 (the offline grammar recognizer
+    reports 1.0 for any match). Match it with ``case Speech("sales"):``."""
+
+    text: str
+    confidence: float = attrs.field(default=1.0, eq=False)
+
+
+GatherResult = Digits | Speech | NoInput | Invalid
 
 
 def _dtmf_keys(keys: bool | str) -> bool | str:

@@ -174,7 +174,7 @@ async def _run_started(
         extra_headers=start.extra_headers,
         answer_params=dict(answer_params or {}),
     )
-    call = Call(info, transport, config, rest, metrics)
+    call = Call(info, transport, config, rest, metrics, tts=flow.tts, stt=flow.stt)
     if live_calls is not None:
         live_calls.add(call)
     metrics.calls_active.inc()

@@ -6,19 +6,28 @@ from __future__ import annotations
 
 import collections
 import os
-from collections.abc import AsyncGenerator, AsyncIterable
+from collections.abc import AsyncGenerator, AsyncIterable, Callable
 from pathlib import Path
 
 import attrs
 
 from callflow.audio import Audio, chunk_payloads
 from callflow.protocol import Format
+from callflow.voice import Renderer, Text
 
-AudioSource = Audio | str | os.PathLike[str] | bytes | AsyncIterable[Audio | bytes]
-"""What ``say``/``play`` accept: an :class:`Audio`, a WAV file path, raw bytes already in the
-stream's wire format, or an async iterable of ``Audio``/raw-bytes chunks (a streaming TTS).
-An async iterable is read as its chunks arrive, and its iterator is closed (``aclose``) when
-the ``say``/``play`` ends, finished or stopped early."""
+AudioSource = Audio | Text | str | os.PathLike[str] | bytes | AsyncIterable[Audio | bytes]
+"""What ``say``/``play`` accept: an :class:`Audio`; words to speak (a :class:`Text`, or a
+``str`` that does not end in ``.wav``); a WAV file path (a ``str`` ending in ``.wav``, any case,
+or any ``os.PathLike``); raw bytes already in the stream's wire format; or an async iterable of
+``Audio``/raw-bytes chunks (a streaming source). An async iterable is read as its chunks
+arrive, and its iterator is closed (``aclose``) when the ``say``/``play`` ends, finished or
+stopped early. Text plays from the render cache, or is synthesised as it plays."""
+
+
+def is_wav_path(source: str) -> bool:
+    """Whether a ``str`` source names a WAV file (ends in ``.wav``, any case) rather than
+    words to speak."""
+    return source.rstrip().lower().endswith(".wav")
 
 
 def b64_len(payload: str) -> int:
@@ -26,14 +35,25 @@ def b64_len(payload: str) -> int:
     return len(payload) // 4 * 3 - (payload[-2:].count("=") if payload else 0)
 
 
-async def payloads(source: AudioSource, fmt: Format) -> AsyncGenerator[str, None]:
-    """The base64 ``playAudio`` payloads of ``source`` in ``fmt``, in order.
+async def payloads(
+    source: AudioSource, fmt: Format, renderer: Callable[[], Renderer] | None = None
+) -> AsyncGenerator[str, None]:
+    """The base64 ``playAudio`` payloads of ``source`` in ``fmt``, in order. Text is spoken by
+    ``renderer()`` (the call's engine and render cache).
 
     Raises:
         ValueError: raw bytes that are not whole samples of ``fmt``.
-        TypeError: a ``source`` of another type.
+        TypeError: a ``source`` of another type, or text with no ``renderer``.
         callflow.audio.AudioError: a WAV file that cannot be read.
+        callflow.voice.TtsUnavailable: text, and no engine is installed.
+        callflow.voice.TtsError: the engine failed.
     """
+    if isinstance(source, str) and not is_wav_path(source):
+        source = Text(source)
+    if isinstance(source, Text):
+        if renderer is None:
+            raise TypeError("text needs a text-to-speech engine (a Call's tts)")
+        source = renderer().stream(source, fmt)
     if isinstance(source, Audio):
         for payload in source.payloads(fmt):
             yield payload

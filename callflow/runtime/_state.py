@@ -22,6 +22,7 @@ from callflow.observe import METRICS, NO_FLOW, FlowMetrics
 from callflow.protocol import Format
 from callflow.runtime._config import CallInfo, RuntimeConfig
 from callflow.runtime._errors import CallEnded
+from callflow.voice import Renderer, Stt, TtsChoice, default_stt, default_tts
 
 
 class CallState:
@@ -42,6 +43,8 @@ class CallState:
         self.ended_by_plivo = False
         """Whether Plivo ended the stream (socket closed or ``stop``), not the flow."""
         self._wakeups: set[trio.Event] = set()
+        self._tts: TtsChoice | None = None  # the flow's engine (Call sets it); None: "auto"
+        self._stt: Stt | None = None  # the flow's recognizer; None: the offline one
         self._key_watchers: list[Callable[[str], None]] = []
         self._uninterruptible_says = 0
         """``say`` calls playing now that no key can stop (``_playback.Player.say``); while
@@ -50,6 +53,24 @@ class CallState:
         self._metrics: FlowMetrics = METRICS.for_flow(NO_FLOW)
         """The flow's metrics (``run_call`` gives the flow's own); updated per event (a first
         chunk, a barge-in, an ack, an unreadable frame), never per media frame."""
+
+    def _renderer(self) -> Renderer:
+        """The call's text-to-speech engine with its render cache (the flow's ``tts=``).
+
+        Raises:
+            callflow.voice.TtsUnavailable: no engine is installed.
+        """
+        return (self._tts or default_tts()).renderer()
+
+    def _recognizer(self) -> Stt:
+        """The call's speech recognizer (the flow's ``stt=``, else the offline one).
+
+        Raises:
+            callflow.voice.SttUnavailable: no recognizer is installed.
+        """
+        if self._stt is None:
+            self._stt = default_stt()
+        return self._stt
 
     @property
     def call_id(self) -> str:

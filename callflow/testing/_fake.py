@@ -40,6 +40,7 @@ from callflow.runtime import (
 )
 from callflow.runtime._session import LiveCalls, run_call
 from callflow.testing._hearing import Cleared, Hearing
+from callflow.voice import Text, default_tts
 
 __all__ = ["Cleared", "FakePlivo", "Received"]
 
@@ -199,6 +200,21 @@ class FakePlivo(Hearing):
         if self._closed.is_set():
             self._set_closed()
         await done.wait()
+
+    async def says(self, words: str, *, voice: str | None = None) -> Audio:
+        """The caller says ``words``: synthesised by the flow's own offline engine (its
+        ``tts=``, else ``"auto"``), then sent as :meth:`speak` does. Synthesis blocks (takes no
+        virtual time), so on the autojump clock no timeout runs out while it works. Returns
+        the audio spoken.
+
+        Raises:
+            callflow.voice.TtsUnavailable: no engine is installed.
+            RuntimeError: as :meth:`speak`.
+        """
+        choice = (self.flow.tts if self.flow is not None else None) or default_tts()
+        audio = choice.renderer().render(Text(words, voice=voice), self.format)
+        await self.speak(audio)
+        return audio
 
     async def send_raw(self, text: str) -> None:
         """Send any text frame as if Plivo sent it (garbage, unknown events, odd shapes)."""

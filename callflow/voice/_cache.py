@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 
 from callflow.audio import Audio, AudioError, read_wav, write_wav
@@ -113,8 +114,13 @@ class RenderCache:
         _atomic_write(self._path(key, fmt.name), rendering.encoded(fmt))
         return rendering
 
-    def put(self, key: str, audio: Audio) -> None:
-        """Keep ``audio`` as the rendering ``key`` (on disk; formats are encoded when asked)."""
+    def put(self, key: str, audio: Audio, *, wire: Mapping[Format, bytes] | None = None) -> None:
+        """Keep ``audio`` as the rendering ``key`` on disk. ``wire`` gives its encodings already
+        made (what a streamed synthesis played), so no format of it is encoded again; other
+        formats are encoded when first asked for."""
+        for fmt, data in (wire or {}).items():
+            _atomic_write(self._path(key, fmt.name), data)
+            self._remember((key, fmt), Audio.from_bytes(data, fmt))
         path = self._path(key, "wav")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")

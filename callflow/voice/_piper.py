@@ -82,6 +82,11 @@ class Piper:
         model: the voice's ``.onnx`` file (its ``.onnx.json`` config beside it). ``None``:
             ``$CALLFLOW_PIPER_VOICE``, else an installed voice package.
         program: the ``piper`` program's name or path.
+        noise_scale / noise_w: Piper's sampling noise (``--noise-scale``, ``--noise-w-scale``).
+            0 (the default) makes a rendering reproducible: the same text gives the same
+            samples in every worker and every run, which is what a content-addressed cache and
+            tests want; ``None`` keeps the voice's own (slightly livelier, different each
+            time).
 
     Raises:
         TtsUnavailable: no ``piper`` program, or no voice model (the message names what to
@@ -90,7 +95,14 @@ class Piper:
 
     supports_ssml = False
 
-    def __init__(self, model: str | os.PathLike[str] | None = None, *, program: str = "piper"):
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | None = None,
+        *,
+        program: str = "piper",
+        noise_scale: float | None = 0.0,
+        noise_w: float | None = 0.0,
+    ):
         found = find_piper(program)
         if found is None:
             raise TtsUnavailable(f"Piper is not installed (no {program!r} program): {INSTALL_HINT}")
@@ -114,10 +126,15 @@ class Piper:
         with self._model.open("rb") as file:
             for block in iter(lambda: file.read(1 << 20), b""):
                 digest.update(block)
-        self.name = f"piper model-sha256={digest.hexdigest()[:16]}"
+        self._noise: list[str] = []
+        if noise_scale is not None:
+            self._noise += ["--noise-scale", str(float(noise_scale))]
+        if noise_w is not None:
+            self._noise += ["--noise-w-scale", str(float(noise_w))]
+        self.name = f"piper model-sha256={digest.hexdigest()[:16]} {' '.join(self._noise)}".strip()
 
     def _argv(self, text: Text) -> list[str]:
-        return [self._program, "-m", text.voice or self.default_voice, "--output-raw"]
+        return [self._program, "-m", text.voice or self.default_voice, "--output-raw", *self._noise]
 
     def _rate_for(self, text: Text) -> int:
         return self.sample_rate if text.voice is None else _model_rate(Path(text.voice))

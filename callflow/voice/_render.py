@@ -76,4 +76,7 @@ class Renderer:
             with contextlib.suppress(RuntimeError):  # already closed by its own end
                 await chunks.aclose()  # type: ignore[attr-defined]
         if text.cache and pieces:
-            self.cache.put(self.key(text), Audio.concat(pieces))
+            # Each chunk was encoded for ``fmt`` as it played (and keeps that encoding): their
+            # bytes joined are the rendering in ``fmt``, so keeping it encodes nothing again.
+            wire = b"".join(piece.encoded(fmt) for piece in pieces)
+            self.cache.put(self.key(text), Audio.concat(pieces), wire={fmt: wire})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 
 from callflow.voice._cache import RenderCache
@@ -11,7 +12,7 @@ from callflow.voice._piper import INSTALL_HINT, Piper, bundled_voice, find_piper
 from callflow.voice._render import Renderer
 from callflow.voice._tts import Tts
 
-__all__ = ["TTS_ENV", "TtsChoice", "TtsSpec", "resolve_tts"]
+__all__ = ["TTS_ENV", "TtsChoice", "TtsSpec", "default_tts", "resolve_tts"]
 
 TTS_ENV = "CALLFLOW_TTS"
 """Environment variable with the server's engine for flows that say ``tts="auto"``: ``piper``,
@@ -109,3 +110,10 @@ class TtsChoice:
 
     def __repr__(self) -> str:
         return f"TtsChoice({self.spec!r})"
+
+
+@functools.cache
+def default_tts() -> TtsChoice:
+    """The process's ``"auto"`` choice, shared by every flow that names no engine (one
+    resolution, one in-memory render cache per process)."""
+    return TtsChoice("auto")

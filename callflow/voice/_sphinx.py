@@ -8,6 +8,7 @@ is rejected (a final result with empty text), which is what a menu wants.
 from __future__ import annotations
 
 import collections
+import functools
 import os
 import re
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from callflow.voice._errors import SttError, SttUnavailable
 from callflow.voice._stt import Frames, PartialHandler, SttResult
 from callflow.voice._vadmodel import SpeechDetector
 
-__all__ = ["SoundSwallower", "grammar"]
+__all__ = ["SoundSwallower", "default_stt", "grammar"]
 
 _WORD = re.compile(r"[a-z']+")
 
@@ -30,8 +31,45 @@ def _phrase_words(phrase: str) -> list[str]:
     return _WORD.findall(phrase.lower())
 
 
-def grammar(phrases: Sequence[str]) -> str:
-    """A JSGF grammar accepting exactly one of ``phrases`` (lower-cased, words only).
+_FILLERS = tuple(
+    [
+        "what",
+        "that",
+        "yes",
+        "she",
+        "they",
+        "this",
+        "have",
+        "can",
+        "for",
+        "not",
+        "with",
+        "hello",
+        "good",
+        "morning",
+        "please",
+        "thank",
+        "okay",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "zero",
+    ]
+)
+"""Common words that soak up speech outside the choices (a garbage model): a caller saying
+something else is heard as fillers and rejected, instead of forced onto the nearest choice.
+Words of one or two letters are left out: they soak up the choices too."""
+
+
+def grammar(phrases: Sequence[str], fillers: Sequence[str] = ()) -> str:
+    """A JSGF grammar accepting one of ``phrases`` (lower-cased, words only), optionally
+    among ``fillers`` (``I want sales please``), or ``fillers`` alone (something else).
 
     Raises:
         SttError: no phrase, or a phrase with no words.
@@ -44,7 +82,29 @@ def grammar(phrases: Sequence[str]) -> str:
         alternatives.append(" ".join(words))
     if not alternatives:
         raise SttError("a grammar needs at least one phrase")
-    return "#JSGF V1.0;\ngrammar choices;\npublic <choice> = " + " | ".join(alternatives) + ";\n"
+    head = "#JSGF V1.0;\ngrammar choices;\n"
+    choice = " | ".join(alternatives)
+    if not fillers:
+        return head + f"public <choice> = {choice};\n"
+    return (
+        head
+        + f"public <choice> = [<other>+] ({choice}) [<other>+] | <other>+;\n"
+        + f"<other> = {' | '.join(fillers)};\n"
+    )
+
+
+def _choice_in(text: str, phrases: Sequence[str]) -> str:
+    """The phrase whose words appear, in order and together, in the recognised ``text``
+    (the longest, when several do), or ``""``."""
+    words = text.split()
+    best = ""
+    for phrase in phrases:
+        wanted = _phrase_words(phrase)
+        n = len(wanted)
+        if any(words[i : i + n] == wanted for i in range(len(words) - n + 1)):
+            joined = " ".join(wanted)
+            best = joined if len(joined) > len(best) else best
+    return best
 
 
 class SoundSwallower:
@@ -59,6 +119,10 @@ class SoundSwallower:
     Args:
         language: the model folder shipped in the wheel (``"en-us"``).
         min_confidence: a final result below this is rejected (empty text).
+        reject_others: add common words to the grammar as a garbage model, so speech that
+            is none of the choices is rejected rather than forced onto the nearest one (a
+            choice said among other words, "sales please", is still found).
+        detector: the VAD that finds the utterance: ``"webrtc"`` or ``"energy"``.
         max_utterance_s: the longest utterance, in seconds.
 
     Raises:
@@ -73,6 +137,7 @@ class SoundSwallower:
         max_utterance_s: float = 8.0,
         partial_every_s: float = 0.5,
         detector: str = "webrtc",
+        reject_others: bool = True,
     ) -> None:
         try:
             import soundswallower
@@ -90,6 +155,7 @@ class SoundSwallower:
         self.max_utterance_s = max_utterance_s
         self.partial_every_s = partial_every_s
         self.detector = detector
+        self.reject_others = reject_others
         self._free: dict[int, collections.deque[Any]] = collections.defaultdict(collections.deque)
 
     def _new_decoder(self, rate: int) -> Any:
@@ -118,15 +184,16 @@ class SoundSwallower:
             return free.popleft()
         return await trio.to_thread.run_sync(self._new_decoder, rate)
 
-    @staticmethod
-    def _set_grammar(decoder: Any, phrases: Sequence[str]) -> None:
+    def _set_grammar(self, decoder: Any, phrases: Sequence[str]) -> None:
         unknown = sorted(
             {w for p in phrases for w in _phrase_words(p) if decoder.lookup_word(w) is None}
         )
         if unknown:
             raise SttError(f"the recognizer's dictionary has no {', '.join(unknown)}")
+        taken = {w for p in phrases for w in _phrase_words(p)}
+        fillers = [w for w in _FILLERS if w not in taken] if self.reject_others else []
         try:
-            decoder.set_jsgf_string(grammar(phrases))
+            decoder.set_jsgf_string(grammar(phrases, fillers))
         except (RuntimeError, ValueError) as exc:
             raise SttError(f"cannot build the grammar: {exc}") from None
 
@@ -177,7 +244,7 @@ class SoundSwallower:
             decoder.end_utt()
             started = False
             hyp = decoder.hyp
-            text = (hyp.text or "") if hyp is not None else ""
+            text = _choice_in(hyp.text or "", hints) if hyp is not None else ""
             confidence = float(hyp.prob) if hyp is not None and text else 0.0
             if confidence < self.min_confidence:
                 text = ""
@@ -186,3 +253,14 @@ class SoundSwallower:
             if started:
                 decoder.end_utt()
             self._free[sample_rate].append(decoder)
+
+
+@functools.cache
+def default_stt() -> SoundSwallower:
+    """The process's offline recognizer, shared by the flows that name none (its decoders
+    are pooled across calls).
+
+    Raises:
+        SttUnavailable: soundswallower is not installed.
+    """
+    return SoundSwallower()

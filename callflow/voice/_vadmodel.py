@@ -1,10 +1,11 @@
 """Speech detection for recognition and barge-in: the energy VAD's rule or WebRTC's model.
 
 Both take the frames Plivo sends (20 ms) and report ``"start"``/``"end"`` with the same
-timing rule: speech starts after ``min_speech_s`` of voiced frames and ends after
-``hangover_s`` of unvoiced ones. They differ in what "voiced" means: a frame level above a
-threshold (energy), or WebRTC's GMM speech model (``webrtcvad-wheels``), which tells steady
-noise from speech at a level the energy rule cannot.
+timing rule: speech starts after ``min_speech_s`` of voiced frames (gaps of up to ``gap_s``
+between them allowed) and ends after ``hangover_s`` of unvoiced ones. They differ in what
+"voiced" means: a frame level above a threshold (energy), or WebRTC's GMM speech model
+(``webrtcvad-wheels``), which tells steady noise from speech at a level the energy rule
+cannot.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["VOICED_MODELS", "SpeechDetector", "frame_voiced_energy"]
+__all__ = ["VAD_MODELS", "SpeechDetector", "frame_voiced_energy"]
 
-VOICED_MODELS = ("energy", "webrtc")
+VAD_MODELS = ("energy", "webrtc")
 
 
 def frame_voiced_energy(frame: npt.NDArray[np.int16], threshold_dbfs: float) -> bool:
@@ -69,6 +70,8 @@ class SpeechDetector:
         threshold_dbfs: the energy rule's level (and, for the model, a floor below which a
             frame is never speech: line hiss the model might call voiced).
         min_speech_s / hangover_s: the timing rule (seconds).
+        gap_s: unvoiced frames up to this long inside speech do not restart the count toward
+            ``min_speech_s`` (seconds; 0.06 = three frames).
         aggressiveness: the WebRTC model's mode, 0-3.
 
     Raises:
@@ -83,15 +86,17 @@ class SpeechDetector:
         threshold_dbfs: float = -35.0,
         min_speech_s: float = 0.2,
         hangover_s: float = 0.8,
+        gap_s: float = 0.06,
         aggressiveness: int = 3,
     ) -> None:
-        if model not in VOICED_MODELS:
-            raise ValueError(f"VAD model must be one of {VOICED_MODELS}, not {model!r}")
+        if model not in VAD_MODELS:
+            raise ValueError(f"VAD model must be one of {VAD_MODELS}, not {model!r}")
         self._model = WebRtcModel(sample_rate, aggressiveness) if model == "webrtc" else None
         self._rate = sample_rate
         self.threshold_dbfs = threshold_dbfs
         self.min_speech_s = min_speech_s
         self.hangover_s = hangover_s
+        self.gap_s = gap_s
         self.speaking = False
         self._voiced_s = 0.0
         self._unvoiced_s = 0.0
@@ -114,7 +119,10 @@ class SpeechDetector:
                 return "start"
         else:
             self._unvoiced_s += seconds
-            self._voiced_s = 0.0
+            # A gap shorter than ``gap_s`` (a stop consonant, a frame the model doubts) does
+            # not restart the count toward ``min_speech_s``; a longer one does.
+            if self._unvoiced_s > self.gap_s + 1e-9:
+                self._voiced_s = 0.0
             if self.speaking and self._unvoiced_s >= self.hangover_s - 1e-9:
                 self.speaking = False
                 return "end"

@@ -9,7 +9,7 @@ import pytest
 
 from callflow.audio import Audio, decode
 from callflow.protocol import Format
-from callflow.voice import EspeakNg, Text
+from callflow.voice import EspeakNg, Piper, Text
 from callflow.voice._errors import SttError
 from callflow.voice._sphinx import SoundSwallower, grammar
 from callflow.voice._stt import SttResult
@@ -44,9 +44,14 @@ def stt() -> SoundSwallower:
     return SoundSwallower()
 
 
-def test_grammar_is_the_set_of_phrases() -> None:
+def test_grammar_is_the_set_of_phrases_among_fillers() -> None:
     assert grammar(["Sales", "the Operator!"]) == (
         "#JSGF V1.0;\ngrammar choices;\npublic <choice> = sales | the operator;\n"
+    )
+    assert grammar(["sales"], ["okay", "please"]) == (
+        "#JSGF V1.0;\ngrammar choices;\n"
+        "public <choice> = [<other>+] (sales) [<other>+] | <other>+;\n"
+        "<other> = okay | please;\n"
     )
     with pytest.raises(SttError, match="no words"):
         grammar(["123"])
@@ -55,11 +60,11 @@ def test_grammar_is_the_set_of_phrases() -> None:
 @pytest.mark.parametrize("fmt", [Format.MULAW_8K, Format.L16_16K])
 @pytest.mark.parametrize("word", CHOICES)
 async def test_a_spoken_choice_is_recognised(
-    stt: SoundSwallower, espeak: EspeakNg, fmt: Format, word: str
+    stt: SoundSwallower, piper: Piper, fmt: Format, word: str
 ) -> None:
     partials: list[SttResult] = []
     result = await stt.recognize(
-        frames_of(espeak.synthesize(Text(word)), fmt),
+        frames_of(piper.synthesize(Text(word)), fmt),
         fmt.sample_rate,
         hints=CHOICES,
         on_partial=partials.append,
@@ -70,13 +75,35 @@ async def test_a_spoken_choice_is_recognised(
     assert partials[0] == SttResult("", 0.0, final=False)  # speech started
 
 
-async def test_speech_outside_the_set_is_rejected(stt: SoundSwallower, espeak: EspeakNg) -> None:
+@pytest.mark.parametrize("words", ["banana", "elephant", "what is the weather", "good morning"])
+async def test_speech_outside_the_set_is_rejected(
+    stt: SoundSwallower, piper: Piper, words: str
+) -> None:
     result = await stt.recognize(
-        frames_of(espeak.synthesize(Text("banana")), Format.MULAW_8K), 8000, hints=CHOICES
+        frames_of(piper.synthesize(Text(words)), Format.MULAW_8K), 8000, hints=CHOICES
     )
     assert result is not None
     assert result.final
     assert result.text == ""
+
+
+async def test_a_choice_among_other_words_is_found(stt: SoundSwallower, piper: Piper) -> None:
+    result = await stt.recognize(
+        frames_of(piper.synthesize(Text("operator please")), Format.MULAW_8K),
+        8000,
+        hints=CHOICES,
+    )
+    assert result is not None
+    assert result.text == "operator"
+
+
+async def test_espeak_speech_is_recognised_by_a_plain_grammar(espeak: EspeakNg) -> None:
+    plain = SoundSwallower(reject_others=False)  # espeak's voice is too unlike a caller's
+    result = await plain.recognize(
+        frames_of(espeak.synthesize(Text("operator")), Format.MULAW_8K), 8000, hints=CHOICES
+    )
+    assert result is not None
+    assert result.text == "operator"
 
 
 async def test_silence_gives_no_result(stt: SoundSwallower) -> None:
