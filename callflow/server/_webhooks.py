@@ -178,7 +178,9 @@ class Webhooks:
             HttpError: 403 for a bad signature or a replayed nonce.
         """
         signed, params = self._params(request)
+        bind_call(call_id=params.get("CallUUID"), flow=flow.path)  # for this request's lines
         self._check_signature(request, signed, params)
+        METRICS.for_flow(flow.path).outcomes["refused"].inc()
         log.info(
             "%s answer %s %s: draining, so no new call here: answered %s",
             call_label(params.get("CallUUID")),

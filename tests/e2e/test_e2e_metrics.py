@@ -162,7 +162,7 @@ async def test_metrics_are_exported_and_move_with_calls(nursery: trio.Nursery) -
                 host="127.0.0.1",
                 port=0,
                 auth_token=AUTH_TOKEN,
-                drain_timeout=0.2,
+                drain_timeout=3.0,
                 task_status=task_status,
             )
 
@@ -172,11 +172,20 @@ async def test_metrics_are_exported_and_move_with_calls(nursery: trio.Nursery) -
             await caller.press("5")
             await trio.sleep(0.2)
             other_scope.cancel()  # what SIGTERM does in `callflow serve`
+            await trio.sleep(0.1)
+            with pytest.raises(AnswerError, match="503"):  # a new call while it drains
+                async with dial(f"{other.url}/metrics-wait", auth_token=AUTH_TOKEN):
+                    pass
             await caller.hung_up()
         await trio.sleep(0.2)
     drained, _ = await scrape(info)
     assert (
         value(drained, "callflow_calls_total", outcome="drained", flow="/metrics-wait")
         - value(before, "callflow_calls_total", outcome="drained", flow="/metrics-wait")
+        == 1
+    )
+    assert (
+        value(drained, "callflow_calls_total", outcome="refused", flow="/metrics-wait")
+        - value(before, "callflow_calls_total", outcome="refused", flow="/metrics-wait")
         == 1
     )
