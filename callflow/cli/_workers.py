@@ -12,6 +12,7 @@ from typing import Any
 import trio
 
 from callflow.cli._common import LOG_DATE_FORMAT, LOG_FORMAT, UsageError
+from callflow.observe import JsonFormatter
 from callflow.server import ServerInfo
 from callflow.server._workers import Supervisor, WorkerRole, serve_worker, worker_count
 
@@ -40,9 +41,12 @@ def count(args: argparse.Namespace) -> int:
 
 def worker_run(role: WorkerRole, run_kwargs: dict[str, Any]) -> Callable[..., Any]:
     """What ``serve_until_signal`` runs in a supervised worker instead of ``serve_flows``:
-    the same options, on a shared port. Each log line names the worker (``worker=N``)."""
+    the same options, on a shared port. Each log line names the worker (``worker=N``, or
+    ``"worker": N`` in JSON logs)."""
     for handler in logging.getLogger().handlers:
-        if type(handler.formatter) is logging.Formatter:  # the plain-text format
+        if isinstance(handler.formatter, JsonFormatter):
+            handler.formatter.fields["worker"] = role.index
+        elif type(handler.formatter) is logging.Formatter:  # the plain-text format
             handler.setFormatter(
                 logging.Formatter(
                     LOG_FORMAT.replace("%(name)s", f"%(name)s worker={role.index}"),

@@ -73,7 +73,14 @@ def _cut(text: str, limit: int, *, keep_end: bool = False) -> str:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per record, on one line (see the module docstring for the keys)."""
+    """One JSON object per record, on one line (see the module docstring for the keys).
+
+    ``fields`` are added to every line (e.g. ``{"worker": 1}`` in a worker process).
+    """
+
+    def __init__(self, fields: dict[str, object] | None = None) -> None:
+        super().__init__()
+        self.fields: dict[str, object] = dict(fields or {})
 
     def format(self, record: logging.LogRecord) -> str:
         created = time.gmtime(record.created)
@@ -83,6 +90,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": _cut(record.getMessage(), MAX_MESSAGE_CHARS),
+            **self.fields,
         }
         ctx = getattr(record, "call_context", None) or CALL_CONTEXT.get()
         if ctx is not None:
