@@ -49,6 +49,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add_folder(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     serve.add_argument(
+        "--reload",
+        action="store_true",
+        help="import FOLDER again when a file in it changes: new calls get the new flows, "
+        "live calls finish on theirs, a file that fails to import keeps the old ones",
+    )
+    serve.add_argument(
         "--port", type=port_number, default=8000, help="TCP port 0-65535, 0 for any (8000)"
     )
     serve.add_argument(
@@ -138,6 +144,8 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"--drain-answer: {exc}") from None
     workers = _workers.count(args)
+    if args.reload and workers > 1:
+        raise UsageError("--reload serves from one process: leave out --workers")
     role = WorkerRole.from_env()
     flows = load_flows(args.folder)
     if role is None and workers > 1:
@@ -174,6 +182,10 @@ def _serve(args: argparse.Namespace) -> int:
         if role is None
         else _workers.worker_run(role, {"flows": flows, **options})
     )
+    if args.reload:
+        from callflow.cli._reload import serve_with_reload
+
+        run = functools.partial(serve_with_reload, run, args.folder)
     failure = ""
     status = 0
     try:

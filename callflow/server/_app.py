@@ -18,7 +18,7 @@ Logs go to the ``callflow.server`` logger; lines about a call start with ``call=
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import attrs
@@ -71,6 +71,12 @@ class ServerInfo:
     host: str
     port: int
     public_url: str | None = None
+    replace_flows: Callable[[Sequence[Flow]], None] | None = attrs.field(
+        default=None, eq=False, repr=False
+    )
+    """Route new calls to other flows from now on (what ``callflow serve --reload`` uses);
+    live calls finish on theirs. Raises ``ValueError`` for flows that cannot be served
+    together (two on one path)."""
 
     @property
     def url(self) -> str:
@@ -122,6 +128,11 @@ class _Server:
             worker=worker,
             handoff=self.handoff,
         )
+
+    def replace_flows(self, flows: Sequence[Flow]) -> None:
+        """New requests go to ``flows`` (see :meth:`Routes.replace`)."""
+        self.routes.replace(flows)
+        self.front.health.flows[:] = flows
 
 
 async def serve_flows(
@@ -257,7 +268,10 @@ async def serve_listeners(
         server.streams.keepalive = keepalive
         bound = listeners[0].socket.getsockname()
         info = ServerInfo(
-            host=str(bound[0]), port=int(bound[1]), public_url=server.webhooks.public_url
+            host=str(bound[0]),
+            port=int(bound[1]),
+            public_url=server.webhooks.public_url,
+            replace_flows=server.replace_flows,
         )
         server.webhooks.local_authority = info.url.removeprefix("http://")
         if server.webhooks.auth_token is None:

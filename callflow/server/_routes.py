@@ -50,14 +50,25 @@ class Routes:
     """
 
     def __init__(self, flows: Sequence[Flow]) -> None:
+        self.flows: list[Flow] = []
+        self.table: dict[str, tuple[RouteKind, Flow | None]] = {}
+        self.replace(flows)
+
+    def replace(self, flows: Sequence[Flow]) -> None:
+        """Route new requests to ``flows`` from now on (``callflow serve --reload``); a call
+        already running keeps the flow it started with. Checked whole before anything
+        changes.
+
+        Raises:
+            ValueError: as the constructor.
+        """
         if not flows:
             raise ValueError("serve_flows needs at least one flow")
-        self.flows = list(flows)
-        self.table: dict[str, tuple[RouteKind, Flow | None]] = {
+        table: dict[str, tuple[RouteKind, Flow | None]] = {
             path: ("health", None) for path in HEALTH_PATHS
         }
-        self.table[METRICS_PATH] = ("metrics", None)
-        for f in self.flows:
+        table[METRICS_PATH] = ("metrics", None)
+        for f in flows:
             paths: tuple[tuple[RouteKind, str], ...] = (
                 ("answer", f.path),
                 ("stream", f.stream_path),
@@ -65,11 +76,13 @@ class Routes:
                 ("machine", f.machine_path),
             )
             for kind, path in paths:
-                if path in self.table:
-                    other = self.table[path][1]
+                if path in table:
+                    other = table[path][1]
                     owner = other.name if other is not None else "the health check"
                     raise ValueError(f"path {path!r} of flow {f.name} is taken by {owner}")
-                self.table[path] = (kind, f)
+                table[path] = (kind, f)
+        self.table = table
+        self.flows[:] = flows  # in place: the health check lists the same list
 
     def get(self, path: str) -> tuple[RouteKind, Flow | None] | None:
         """The route at ``path``, or ``None``."""
