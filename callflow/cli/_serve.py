@@ -27,6 +27,7 @@ from callflow.cli import _workers
 from callflow.cli._common import UsageError, add_folder, port_number, public_url, setup_logging
 from callflow.cli._inspect import route_lines
 from callflow.cli._stop import serve_until_signal
+from callflow.dev import DEV_PATH, dev_pages
 from callflow.runtime import LiveCalls, PlivoRest
 from callflow.server import ServerInfo, serve_flows
 from callflow.server._app import DEFAULT_DRAIN_TIMEOUT
@@ -48,6 +49,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     add_folder(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    serve.add_argument(
+        "--dev",
+        action="store_true",
+        help="also serve the dev phone at /dev: call a flow from the browser (never in "
+        "production: it lets anyone who reaches the port place calls)",
+    )
     serve.add_argument(
         "--reload",
         action="store_true",
@@ -149,7 +156,7 @@ def _serve(args: argparse.Namespace) -> int:
     role = WorkerRole.from_env()
     flows = load_flows(args.folder)
     if role is None and workers > 1:
-        return _workers.supervise(args, workers, functools.partial(_print_started, flows))
+        return _workers.supervise(args, workers, functools.partial(_print_started, flows, args.dev))
     # Everything imported so far (libraries, flows, prompts) lives for the whole process: move
     # it out of the collector's reach, so a collection during a burst of new calls does not
     # pause every live call while it walks them (docs/performance.md, time to first audio).
@@ -163,6 +170,7 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     options: dict[str, Any] = dict(
+        pages=dev_pages(flows) if args.dev else None,
         host=args.host,
         port=args.port,
         public_url=base_url,
@@ -193,7 +201,7 @@ def _serve(args: argparse.Namespace) -> int:
             functools.partial(
                 serve_until_signal,
                 run,
-                functools.partial(_print_started, flows),
+                functools.partial(_print_started, flows, args.dev),
                 drain=Drain(),
                 drain_timeout=args.drain_timeout,
                 live_calls=LiveCalls(),
@@ -209,10 +217,12 @@ def _serve(args: argparse.Namespace) -> int:
     return status
 
 
-def _print_started(flows: Sequence[Flow], info: ServerInfo) -> None:
+def _print_started(flows: Sequence[Flow], pages: bool, info: ServerInfo) -> None:
     base = info.public_url or info.url
     print(f"callflow: serving {len(flows)} flow(s)")
     print("\n".join(route_lines(flows, base)))
     if info.public_url is None:
         print("  (Plivo needs a public URL: run a tunnel and pass --public-url https://…)")
+    if pages:
+        print(f"  dev phone: {info.url}{DEV_PATH}  (--dev: call a flow from the browser)")
     print(f"listening on {info.url}", flush=True)

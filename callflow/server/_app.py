@@ -18,7 +18,7 @@ Logs go to the ``callflow.server`` logger; lines about a call start with ``call=
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import attrs
@@ -102,9 +102,10 @@ class _Server:
         worker: int = 0,
         workers: int = 1,
         handoff_folder: Path | None = None,
+        pages: Mapping[str, tuple[bytes, str]] | None = None,
     ) -> None:
         self.drain = drain
-        self.routes = Routes(flows)
+        self.routes = Routes(flows, pages)
         self.handoff = (
             Handoff(worker, workers, handoff_folder, self.routes)
             if workers > 1 and handoff_folder is not None
@@ -150,6 +151,7 @@ async def serve_flows(
     rest: PlivoRest | None = None,
     loop_stall_threshold: float | None = DEFAULT_STALL_THRESHOLD,
     keepalive: Keepalive | None = DEFAULT_KEEPALIVE,
+    pages: Mapping[str, tuple[bytes, str]] | None = None,
     task_status: trio.TaskStatus[ServerInfo] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``flows`` on one HTTP + WebSocket port until drained.
@@ -190,6 +192,9 @@ async def serve_flows(
             not come within ``pong_timeout`` (10 s) is given up as lost (an abnormal close,
             1006, as a reset is), so a peer that falls silent is noticed within their sum.
             ``None`` sends no pings.
+        pages: fixed pages served on ``GET`` (path → body bytes, content type), such as
+            the dev phone of ``callflow serve --dev`` (:func:`callflow.dev.dev_pages`);
+            ``None`` (production) serves none.
 
     Drain (the timeline is in :mod:`callflow.server._drain`): ``drain.start()`` or
     cancelling this task starts it. Readiness goes false at once and new answer webhooks
@@ -220,6 +225,7 @@ async def serve_flows(
         rest=rest,
         loop_stall_threshold=loop_stall_threshold,
         keepalive=keepalive,
+        pages=pages,
         task_status=task_status,
     )
 
@@ -241,6 +247,7 @@ async def serve_listeners(
     worker: int = 0,
     workers: int = 1,
     handoff_folder: Path | None = None,
+    pages: Mapping[str, tuple[bytes, str]] | None = None,
     task_status: trio.TaskStatus[ServerInfo] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """:func:`serve_flows` on listeners already bound (closed when this returns).
@@ -254,6 +261,7 @@ async def serve_listeners(
     try:
         server = _Server(
             flows,
+            pages=pages,
             public_url=public_url,
             auth_token=auth_token,
             token_ttl=token_ttl,

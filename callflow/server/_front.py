@@ -237,6 +237,9 @@ class Front:
             elif kind == "metrics":
                 payload, content_type = render_metrics()
                 status = 200
+            elif kind == "page":
+                payload, content_type = self.routes.pages[path]
+                status = 200
             elif kind == "answer":
                 assert flow is not None
                 if self.drain.draining:

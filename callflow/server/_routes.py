@@ -16,7 +16,7 @@ Routes, for each flow (PROTOCOL.md §1)::
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
 import h11
@@ -36,7 +36,7 @@ and ``--workers`` send all of a call's connections to the process that runs its 
 
 _CALL_ID_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
-RouteKind = Literal["health", "metrics", "answer", "stream", "status", "machine"]
+RouteKind = Literal["health", "metrics", "page", "answer", "stream", "status", "machine"]
 
 MAX_CALL_ID_CHARS = 64
 """Most characters of a CallUUID shown in ``call=…`` (Plivo's are 36), escaped."""
@@ -49,9 +49,13 @@ class Routes:
         ValueError: no flows, or two routes on one path (a flow on ``/healthz``…).
     """
 
-    def __init__(self, flows: Sequence[Flow]) -> None:
+    def __init__(
+        self, flows: Sequence[Flow], pages: Mapping[str, tuple[bytes, str]] | None = None
+    ) -> None:
         self.flows: list[Flow] = []
         self.table: dict[str, tuple[RouteKind, Flow | None]] = {}
+        self.pages = dict(pages or {})
+        """Fixed pages (path → body, content type) served on GET, such as the dev phone."""
         self.replace(flows)
 
     def replace(self, flows: Sequence[Flow]) -> None:
@@ -68,6 +72,8 @@ class Routes:
             path: ("health", None) for path in HEALTH_PATHS
         }
         table[METRICS_PATH] = ("metrics", None)
+        for page in self.pages:
+            table[page] = ("page", None)
         for f in flows:
             paths: tuple[tuple[RouteKind, str], ...] = (
                 ("answer", f.path),
@@ -98,7 +104,7 @@ class Routes:
         if route is None:
             raise HttpError(404, "no flow or route at this path")
         kind = route[0]
-        allowed = ("GET",) if kind in ("health", "metrics", "stream") else ("GET", "POST")
+        allowed = ("GET",) if kind in ("health", "metrics", "page", "stream") else ("GET", "POST")
         if method not in allowed:
             raise HttpError(
                 405, f"{escape(method, 20)} not allowed here", [("allow", ", ".join(allowed))]
