@@ -1,10 +1,14 @@
 """``GET /metrics`` on the real server (127.0.0.1): read with prometheus-client's own parser,
 every metric is there, and each moves as this test's calls run (a barge-in, a hang-up, a flow
-that raises, unreadable messages, refused webhooks and streams, a call cut by the drain)."""
+that raises, unreadable messages, refused webhooks and streams, a call cut by the drain; log
+lines held back by the rate limit, a message over 64 KB, a replayed webhook, a flow that
+blocks the loop, a connection over the cap). The reconnect metrics move in tests/deploy."""
 
 from __future__ import annotations
 
 import functools
+import time
+from contextlib import AsyncExitStack
 
 import httpx
 import pytest
@@ -14,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from callflow import Call, Format, flow, load_flows
 from callflow.protocol import ClearAudio
-from callflow.server import ServerInfo, serve_flows
+from callflow.server import ServerInfo, _conncap, serve_flows, signature_v3
 from callflow.testing import AnswerError, dial, open_plivo_websocket
 from flows.support import PROMPTS
 
@@ -189,3 +193,81 @@ async def test_metrics_are_exported_and_move_with_calls(nursery: trio.Nursery) -
         - value(before, "callflow_calls_total", outcome="refused", flow="/metrics-wait")
         == 1
     )
+
+
+@flow("/metrics-block", format=Format.MULAW_8K)
+async def block(call: Call) -> None:
+    time.sleep(0.8)  # noqa: ASYNC251  (on purpose: a flow that blocks the event loop)
+    await call.say(PROMPTS.goodbye)
+
+
+async def test_the_hardening_metrics_move(
+    nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flows = [*load_flows(FLOWS), wait_forever, block]
+    info: ServerInfo = await nursery.start(
+        functools.partial(
+            serve_flows,
+            flows,
+            host="127.0.0.1",
+            port=0,
+            auth_token=AUTH_TOKEN,
+            loop_stall_threshold=0.3,
+        )
+    )
+    before, _ = await scrape(info)
+    with trio.fail_after(60):
+        # unreadable messages past the rate limit: counted, their log lines held back
+        async with dial(f"{info.url}/metrics-wait", auth_token=AUTH_TOKEN) as caller:
+            for n in range(15):
+                await caller.send_raw(f"garbage {n}")
+            await caller.press("1")  # after the garbage: the call still reads
+            await trio.sleep(0.2)
+            # a message over 64 KB: dropped, and the socket closed with 1009
+            await caller.send_raw("x" * 70_000)
+            await caller.hung_up()
+        # a signed webhook replayed with the same nonce and signature
+        url = f"{info.url}/metrics-wait"
+        form = {"CallUUID": "replayed-call", "Direction": "inbound"}
+        nonce = "nonce-for-the-replay-test"
+        headers = {
+            "X-Plivo-Signature-V3-Nonce": nonce,
+            "X-Plivo-Signature-V3": signature_v3(
+                AUTH_TOKEN,
+                method="POST",
+                url=url,
+                params={k: [v] for k, v in form.items()},
+                nonce=nonce,
+            ),
+        }
+        async with httpx.AsyncClient(timeout=10.0) as client:
+            assert (await client.post(url, data=form, headers=headers)).status_code == 200
+            assert (await client.post(url, data=form, headers=headers)).status_code == 403
+        # a flow that blocks the event loop past the watchdog's threshold
+        async with dial(f"{info.url}/metrics-block", auth_token=AUTH_TOKEN) as caller:
+            await caller.hung_up()
+        # a server at its connection cap with nothing to evict: the next connection is refused
+        monkeypatch.setattr(_conncap, "descriptor_limit", lambda: _conncap.RESERVED_FDS + 8)
+        capped: ServerInfo = await nursery.start(
+            functools.partial(serve_flows, flows, host="127.0.0.1", port=0, auth_token=AUTH_TOKEN)
+        )
+        async with AsyncExitStack() as stack:
+            for _ in range(8):  # live calls fill every place
+                await stack.enter_async_context(
+                    dial(f"{capped.url}/metrics-wait", auth_token=AUTH_TOKEN, send_media=False)
+                )
+            async with httpx.AsyncClient(timeout=10.0) as client:
+                assert (await client.get(f"{capped.url}/metrics")).status_code == 503
+    after, _ = await scrape(info)
+
+    def moved(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    wait = {"flow": "/metrics-wait"}
+    assert moved("callflow_protocol_errors_total", kind="unreadable", **wait) == 15
+    assert moved("callflow_log_lines_suppressed_total", kind="unreadable") >= 1
+    assert moved("callflow_protocol_errors_total", kind="too_big", **wait) == 1
+    assert moved("callflow_messages_dropped_total", reason="too_big") == 1
+    assert moved("callflow_webhook_replays_refused_total", kind="answer") == 1
+    assert moved("callflow_event_loop_stalls_total") >= 1
+    assert moved("callflow_connections_refused_total") == 1
