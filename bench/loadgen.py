@@ -145,8 +145,18 @@ def _percentiles(values: list[float]) -> dict[str, float | int | None]:
     }
 
 
-def proc_sample(pid: int) -> dict[str, float]:
-    """CPU seconds (user + system) and resident memory (bytes) of process ``pid``, from /proc."""
+def proc_sample(pids: str | int) -> dict[str, float]:
+    """CPU seconds (user + system) and resident memory (bytes) of process ``pids`` (one pid,
+    or several comma-separated, e.g. a supervisor and its workers: summed), from /proc."""
+    total = {"cpu_s": 0.0, "rss_bytes": 0.0}
+    for pid in filter(None, str(pids).split(",")):
+        one = _proc_sample_one(int(pid))
+        total["cpu_s"] += one["cpu_s"]
+        total["rss_bytes"] += one["rss_bytes"]
+    return total
+
+
+def _proc_sample_one(pid: int) -> dict[str, float]:
     with open(f"/proc/{pid}/stat", "rb") as f:
         fields = f.read().rsplit(b")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
@@ -177,6 +187,7 @@ class Generator:
         self.host = url.hostname or "127.0.0.1"
         self.port = url.port or 80
         self.path = url.path + (f"?{url.query}" if url.query else "")
+        self.call_query: bool = bool(args.call_query)
         self.mode: str = args.mode
         self.ping_every: int = args.ping_every
         self.barge_fraction: float = args.barge_fraction
@@ -255,7 +266,7 @@ class Generator:
 
     # -- calls ------------------------------------------------------------------------------
 
-    async def connect(self) -> tuple[socket.socket, bytes]:
+    async def connect(self, call_id: str) -> tuple[socket.socket, bytes]:
         """A connected socket after the WebSocket opening handshake, and the bytes that came
         after the server's response head.
 
@@ -263,6 +274,9 @@ class Generator:
             OSError: the TCP connect failed.
             ConnectionError: the handshake was refused or malformed.
         """
+        path = self.path
+        if self.call_query:
+            path += f"{'&' if '?' in path else '?'}CallUUID={call_id}"
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -275,7 +289,7 @@ class Generator:
                 raise OSError(err, os.strerror(err))
             key = base64.b64encode(os.urandom(16))
             request = (
-                f"GET {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+                f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
                 "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                 f"Sec-WebSocket-Key: {key.decode()}\r\nSec-WebSocket-Version: 13\r\n"
                 "User-Agent: PlivoMS/1.0 (callflow bench)\r\n\r\n"
@@ -309,14 +323,15 @@ class Generator:
         began = trio.current_time()
         try:
             with trio.fail_after(10):
-                sock, rest = await self.connect()
+                call_id = str(uuid.uuid4())
+                sock, rest = await self.connect(call_id)
         except (OSError, ConnectionError, trio.TooSlowError) as exc:
             self.error("handshake" if isinstance(exc, ConnectionError) else "connect")
             done.set()
             return
         if measured:
             self.handshake.append(trio.current_time() - began)
-        call = SimCall(self, index, sock, measured=measured)
+        call = SimCall(self, index, sock, measured=measured, call_id=call_id)
         self.calls.append(call)
         call.rbuf += rest
         call.start()
@@ -327,13 +342,21 @@ class Generator:
 class SimCall:
     """Plivo's side of one call: media cadence, the playback queue, acks, the caller's keys."""
 
-    def __init__(self, gen: Generator, index: int, sock: socket.socket, *, measured: bool) -> None:
+    def __init__(
+        self,
+        gen: Generator,
+        index: int,
+        sock: socket.socket,
+        *,
+        measured: bool,
+        call_id: str | None = None,
+    ) -> None:
         self.gen = gen
         self.index = index
         self.sock = sock
         self.measured = measured
         self.stream_id = str(uuid.uuid4())
-        self.call_id = str(uuid.uuid4())
+        self.call_id = call_id or str(uuid.uuid4())
         self.rbuf = bytearray()
         self.fragments: list[bytes] = []
         self.fragment_op = 0
@@ -818,7 +841,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--url", required=True, help="ws://127.0.0.1:PORT/path of the stream")
     p.add_argument("--calls", type=int, required=True, help="concurrent calls N")
     p.add_argument("--mode", choices=["ivr", "bare"], default="ivr")
-    p.add_argument("--server-pid", type=int, default=0, help="sample this process's CPU/RSS")
+    p.add_argument(
+        "--call-query",
+        type=int,
+        default=0,
+        help="1: each stream URL names its call (?CallUUID=…), as callflow's URLs do",
+    )
+    p.add_argument(
+        "--server-pid",
+        default="",
+        help="sample this process's CPU/RSS (several comma-separated pids are summed)",
+    )
     p.add_argument("--ramp-rate", type=float, default=100.0, help="new calls per second")
     p.add_argument("--warmup-calls", type=int, default=5)
     p.add_argument("--warmup-s", type=float, default=1.5)

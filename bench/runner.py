@@ -65,6 +65,7 @@ class Server:
         argv: the command; ``{port}`` is replaced by 0 (any free port).
         path: the stream WebSocket's path.
         mode: ``ivr`` (the caller presses keys) or ``bare`` (media only).
+        call_query: each stream URL names its call (``?CallUUID=…``).
     """
 
     key: str
@@ -72,6 +73,7 @@ class Server:
     argv: tuple[str, ...]
     path: str
     mode: str
+    call_query: bool = False
 
 
 PY = sys.executable
@@ -117,6 +119,38 @@ SERVERS: dict[str, Server] = {
         ("node", "bench/node/ivr_server.mjs", "--port", "0", "--prompts", "bench/results/prompts"),
         "/ivr/stream",
         "ivr",
+    ),
+    # The --workers comparison (docs/performance.md, "Workers"): the same server with one and
+    # with two worker processes; the generator names each call in its stream URL (as
+    # callflow's answer XML does), so every stream the kernel hands to the wrong worker is
+    # handed over to its owner, and the CPU figure sums the supervisor and its workers.
+    "callflow_w1": Server(
+        "callflow_w1",
+        "callflow serve --workers 1",
+        (PY, "-m", "callflow", "serve", "bench/flows", "--port", "0", "--log-level", "warning"),
+        "/ivr/stream",
+        "ivr",
+        call_query=True,
+    ),
+    "callflow_w2": Server(
+        "callflow_w2",
+        "callflow serve --workers 2",
+        (
+            PY,
+            "-m",
+            "callflow",
+            "serve",
+            "bench/flows",
+            "--port",
+            "0",
+            "--log-level",
+            "warning",
+            "--workers",
+            "2",
+        ),
+        "/ivr/stream",
+        "ivr",
+        call_query=True,
     ),
     "wsfast": Server(
         "wsfast",
@@ -226,7 +260,9 @@ def load_run(
             "--mode",
             server.mode,
             "--server-pid",
-            str(pid),
+            ",".join(str(p) for p in _process_tree(pid)),
+            "--call-query",
+            "1" if server.call_query else "0",
             "--ramp-rate",
             str(ramp_rate),
             "--settle-s",
@@ -260,6 +296,18 @@ def load_run(
     result["generator_cores"] = round(generator_cores, 3)
     result["generator_bound"] = pacer > PACER_LIMIT_MS or generator_cores > GENERATOR_LIMIT
     return result
+
+
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a supervisor's workers), from /proc."""
+    pids, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        pids.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                todo.extend(int(child) for child in task.read_text().split())
+    return pids
 
 
 def _generator_argv(kind: str) -> list[str]:

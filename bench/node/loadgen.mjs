@@ -34,18 +34,20 @@ const now = () => performance.now() / 1000;
 
 function parseArgs(argv) {
   const opts = {
-    url: null, calls: null, mode: "ivr", serverPid: 0, rampRate: 100, warmupCalls: 5,
+    url: null, calls: null, mode: "ivr", serverPid: "", rampRate: 100, warmupCalls: 5,
     warmupS: 1.5, settleS: 1.0, windowS: 8.0, idleTailS: 0, finalTimeoutS: 5.0,
-    pingEvery: 25, bargeFraction: 0.5, seed: 1, out: "-",
+    pingEvery: 25, bargeFraction: 0.5, seed: 1, out: "-", callQuery: 0,
   };
   const names = {
     "--url": ["url", String], "--calls": ["calls", Number], "--mode": ["mode", String],
-    "--server-pid": ["serverPid", Number], "--ramp-rate": ["rampRate", Number],
+    "--server-pid": ["serverPid", String], "--ramp-rate": ["rampRate", Number],
     "--warmup-calls": ["warmupCalls", Number], "--warmup-s": ["warmupS", Number],
     "--settle-s": ["settleS", Number], "--window-s": ["windowS", Number],
     "--idle-tail-s": ["idleTailS", Number], "--final-timeout-s": ["finalTimeoutS", Number],
     "--ping-every": ["pingEvery", Number], "--barge-fraction": ["bargeFraction", Number],
     "--seed": ["seed", Number], "--out": ["out", String],
+    // --call-query 1: each stream URL names its call (?CallUUID=…), as callflow's do
+    "--call-query": ["callQuery", Number],
   };
   for (let i = 0; i < argv.length; i += 2) {
     const spec = names[argv[i]];
@@ -114,7 +116,18 @@ function percentiles(values) {
   return { count: n, p50: r3(rank(0.5)), p90: r3(rank(0.9)), p99: r3(rank(0.99)), max: r3(s[n - 1]) };
 }
 
-function procSample(pid) {
+// `pids`: one pid, or several comma-separated (a supervisor and its workers): summed.
+function procSample(pids) {
+  const total = { cpu_s: 0, rss_bytes: 0 };
+  for (const pid of String(pids).split(",").filter(Boolean)) {
+    const one = procSampleOne(pid);
+    total.cpu_s += one.cpu_s;
+    total.rss_bytes += one.rss_bytes;
+  }
+  return total;
+}
+
+function procSampleOne(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   const cpu = (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
@@ -252,7 +265,9 @@ class Generator {
   addToPacer(call) { this.slots[(this.slotIndex + 1) % SLOTS].add(call); this.slotIndex += 1; }
   removeFromPacer(call) { for (const s of this.slots) s.delete(call); }
 
-  connect() {
+  connect(callId) {
+    const sep = this.path.includes("?") ? "&" : "?";
+    const path = this.opts.callQuery ? `${this.path}${sep}CallUUID=${callId}` : this.path;
     return new Promise((resolve, reject) => {
       const sock = net.connect({ host: this.host, port: this.port, noDelay: true });
       const key = randomBytes(16).toString("base64");
@@ -262,7 +277,7 @@ class Generator {
       sock.once("error", (err) => fail(Object.assign(err, { kind: "connect" })));
       sock.once("connect", () => {
         sock.write(
-          `GET ${this.path} HTTP/1.1\r\nHost: ${this.host}:${this.port}\r\n` +
+          `GET ${path} HTTP/1.1\r\nHost: ${this.host}:${this.port}\r\n` +
           "Upgrade: websocket\r\nConnection: Upgrade\r\n" +
           `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
           "User-Agent: PlivoMS/1.0 (callflow bench)\r\n\r\n",
@@ -296,15 +311,16 @@ class Generator {
   async runCall(index, measured) {
     const began = now();
     let conn;
+    const callId = randomUUID();
     try {
-      conn = await this.connect();
+      conn = await this.connect(callId);
     } catch (err) {
       this.error(err.kind === "handshake" ? "handshake" : "connect");
       return null;
     }
     conn.sock.removeAllListeners("close");
     if (measured) this.handshake.push(now() - began);
-    const call = new SimCall(this, index, conn.sock, measured);
+    const call = new SimCall(this, index, conn.sock, measured, callId);
     this.calls.push(call);
     call.attach(conn.rest);
     call.start();
@@ -313,13 +329,13 @@ class Generator {
 }
 
 class SimCall {
-  constructor(gen, index, sock, measured) {
+  constructor(gen, index, sock, measured, callId) {
     this.gen = gen;
     this.index = index;
     this.sock = sock;
     this.measured = measured;
     this.streamId = randomUUID();
-    this.callId = randomUUID();
+    this.callId = callId ?? randomUUID();
     this.rbuf = Buffer.alloc(0);
     this.fragments = [];
     this.seq = 0;
