@@ -62,7 +62,9 @@ def route_lines(flows: Sequence[Flow], base: str | None) -> list[str]:
         lines.append(f"  POST|GET {f.machine_path:<{width}}  machine detection callback")
         if base is not None:
             lines.append(f"           answer URL for Plivo: {base}{f.path}  (POST or GET)")
-    lines.append(f"  GET      {'/healthz':<{width}}  health check")
+    lines.append(f"  GET      {'/readyz':<{width}}  readiness (503 while draining)")
+    lines.append(f"  GET      {'/livez':<{width}}  liveness")
+    lines.append(f"  GET      {'/healthz':<{width}}  health check (alias of /readyz)")
     return lines
 
 

@@ -254,7 +254,7 @@ class Streams:
             grace,
             len(self._calls),
             DRAINED_REASON,
-            " ".join(call_label(live.call_uuid) for live in self._calls.values()),
+            _some_calls([live.call_uuid for live in self._calls.values()]),
         )
         for call in self.live_calls:
             call._end(DRAINED_REASON)  # pending and later operations raise CallEnded
@@ -274,3 +274,9 @@ class Streams:
             if live.transport is not None:
                 live.transport.abort()
         await self._wait_calls(0.5)
+
+
+def _some_calls(call_uuids: list[str | None], most: int = 10) -> str:
+    """The first ``most`` call labels, and how many more (a log line stays short)."""
+    text = " ".join(call_label(c) for c in call_uuids[:most])
+    return text + (f" … {len(call_uuids) - most} more" if len(call_uuids) > most else "")

@@ -15,8 +15,8 @@ table and the metrics files, both files in the supervisor's folder
 * SIGTERM or SIGINT to the supervisor drains every worker (each gets SIGTERM and follows the
   drain timeline of :mod:`callflow.server._drain`); nothing is restarted from then on. A
   second signal kills the workers and exits at once. Workers run in their own session, so a
-  terminal's Ctrl-C reaches only the supervisor; a worker whose supervisor dies gets SIGTERM
-  from the kernel (``PR_SET_PDEATHSIG``) and drains.
+  terminal's Ctrl-C reaches only the supervisor; a worker whose supervisor dies (its parent
+  pid changes) sends itself SIGTERM and drains.
 * The supervisor's exit status is the worst of its workers' (0, 3, 4, 5: see
   ``callflow.cli._stop``); a worker still alive at the hard deadline is killed (status 5).
 """
@@ -24,7 +24,6 @@ table and the metrics files, both files in the supervisor's folder
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import shutil
@@ -144,20 +143,19 @@ async def serve_worker(
     )
 
 
-def arm_parent_death_signal() -> None:
-    """Have the kernel send this process SIGTERM when the supervisor dies (Linux
-    ``prctl(PR_SET_PDEATHSIG)``), so an orphaned worker drains instead of serving on; a
-    supervisor already gone gets the same SIGTERM now."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):  # not Linux: an orphan serves until stopped
-        return
-    if os.getppid() == 1:
+def arm_parent_death_signal(poll_s: float = 1.0) -> None:
+    """Send this process SIGTERM (so it drains) once its supervisor has gone: a daemon thread
+    polls the parent pid every ``poll_s`` seconds. (Not ``prctl(PR_SET_PDEATHSIG)``: that
+    fires when the supervisor's *thread* that started the worker ends, and trio starts
+    processes from its thread cache.)"""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
         os.kill(os.getpid(), signal.SIGTERM)
 
-
-_PR_SET_PDEATHSIG = 1
+    threading.Thread(target=watch, name="callflow-parent-watch", daemon=True).start()
 
 
 def worker_argv(argv: Sequence[str], port: int) -> list[str]:

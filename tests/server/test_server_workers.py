@@ -140,6 +140,7 @@ async def test_calls_spread_and_every_connection_reaches_the_owner(served: Serve
         with trio.fail_after(20):
             status = await served.wait_exit()
     assert status == EXIT_OK, served.log
+    assert "died" not in served.log  # no worker stopped or was restarted on its own
     assert " ERROR " not in served.log
     assert "Traceback" not in served.log
 
@@ -166,8 +167,10 @@ async def test_a_killed_worker_loses_only_its_calls_and_is_restarted(served: Ser
                 await trio.sleep(0.2)
         assert after[1 - victim]["pid"] == before[1 - victim]["pid"]
         # The restarted worker takes new calls of its own.
+        await trio.sleep(11)  # longer than trio's idle thread cache: workers stay up
         fresh = await place_calls(served.url, stack, 6, prefix="fresh")
         assert {c.worker for c in fresh} == set(range(WORKERS))
         for caller in fresh:
             with trio.fail_after(10):
                 assert await caller.key("7") == str(caller.worker)
+    assert served.log.count("died with status") == 1, served.log
