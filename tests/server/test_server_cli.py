@@ -79,7 +79,11 @@ def test_routes_text(flows_dir: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert ["WS", "/support/stream", "stream", "WebSocket"] in lines
     assert ["POST|GET", "/wide/status", "status", "callback"] in lines
     assert ["POST|GET", "/support/machine", "machine", "detection", "callback"] in lines
-    assert lines[-1] == ["GET", "/healthz", "health", "check"]
+    assert lines[-3:] == [
+        ["GET", "/readyz", "readiness", "(503", "while", "draining)"],
+        ["GET", "/livez", "liveness"],
+        ["GET", "/healthz", "health", "check", "(alias", "of", "/readyz)"],
+    ]
 
 
 def test_a_module_that_raises_gives_one_line_and_status_2(
