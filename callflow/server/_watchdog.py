@@ -14,7 +14,9 @@ asyncio's debug mode (``slow_callback_duration``) and gevent's monitor thread
   :data:`MAX_STACK_FRAMES` frames) while it is still held, finds the call it belongs to (the
   nearest :class:`~callflow.runtime.Call` and :class:`~callflow.Flow` among the stack's
   locals), logs one warning and counts it in ``callflow_event_loop_stalls_total``. One stall
-  is logged once however long it lasts; the next beat ends it.
+  is logged once however long it lasts; the next beat ends it. The warning is one line, the
+  stack in it innermost first (``file:line in function: source | …``), bounded to fit
+  ``callflow.observe.MAX_LINE_CHARS``.
 
 The thread only reads: it never touches trio or a call. If the watchdog thread itself woke
 late (a C extension kept the GIL, or the host did not schedule the process), the line says
@@ -42,6 +44,7 @@ from callflow.runtime import Call
 __all__ = [
     "DEFAULT_HEARTBEAT",
     "DEFAULT_STALL_THRESHOLD",
+    "MAX_FRAME_CHARS",
     "MAX_STACK_FRAMES",
     "LoopWatchdog",
 ]
@@ -57,8 +60,11 @@ its barge-in); asyncio's debug mode and gevent use 0.1 s, as development tools."
 DEFAULT_HEARTBEAT = 0.05
 """Seconds between heartbeats (and between the thread's checks)."""
 
-MAX_STACK_FRAMES = 20
+MAX_STACK_FRAMES = 8
 """Innermost frames of the loop thread's stack written in a stall's log line."""
+
+MAX_FRAME_CHARS = 120
+"""Most characters of one frame (``file:line in function: source``) in that line."""
 
 
 class LoopWatchdog:
@@ -129,24 +135,37 @@ class LoopWatchdog:
         self._metrics.event_loop_stalls_total.inc()
         frame = sys._current_frames().get(self._loop_thread)
         flow, call = _whose(frame)
-        stack = traceback.format_list(traceback.extract_stack(frame, MAX_STACK_FRAMES))
         note = (
             ""
             if late < self.threshold / 2
-            else f"; this thread itself woke {late:.2f} s late (the GIL was held or the process "
-            "was not scheduled), so the stack may be of what ran next"
+            else f" (this thread itself woke {late:.2f} s late: the GIL was held or the process "
+            "was not scheduled, so the stack may be of what ran next)"
         )
         log.warning(
             "call=%s flow=%s event loop held for %.2f s so far (threshold %.2f s): every call "
             "of this process is frozen until it lets go; flows must not block (run blocking "
-            "work with trio.to_thread.run_sync)%s. Stack of the loop thread, innermost last:\n%s",
+            "work with trio.to_thread.run_sync)%s. Stack of the loop thread, innermost first: %s",
             call,
             flow,
             held,
             self.threshold,
             note,
-            "".join(stack).rstrip("\n"),
+            _one_line_stack(frame),
         )
+
+
+def _one_line_stack(frame: types.FrameType | None) -> str:
+    """The innermost :data:`MAX_STACK_FRAMES` frames from ``frame`` outwards, on one line
+    (``file:line in function: source | …``), each at most :data:`MAX_FRAME_CHARS`
+    characters, escaped: the whole stays within ``callflow.observe.MAX_LINE_CHARS``."""
+    summary = traceback.extract_stack(frame, MAX_STACK_FRAMES)
+    parts = []
+    for entry in reversed(summary):
+        text = f"{entry.filename}:{entry.lineno} in {entry.name}: {(entry.line or '').strip()}"
+        if len(text) > MAX_FRAME_CHARS:  # keep the end: the file's name, line and source
+            text = "…" + text[-(MAX_FRAME_CHARS - 1) :]
+        parts.append(escape(text, MAX_FRAME_CHARS))
+    return " | ".join(parts) or "(not found)"
 
 
 def _whose(frame: types.FrameType | None) -> tuple[str, str]:

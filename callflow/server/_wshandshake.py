@@ -68,9 +68,15 @@ async def handshake(
                     await _send_chunks(stream, proto.data_to_send())
                     raise HandshakeFailed(f"no valid upgrade request: {proto.handshake_exc}")
                 data = bytes(await stream.receive_some(RECEIVE_SIZE))
+        # websockets parses the frames that came in the request's reads at once, and answers
+        # their pings before any response exists: those pongs go out after the response
+        early_replies = proto.data_to_send()
         response = proto.accept(request)
         proto.send_response(response)
-        await _send_chunks(stream, proto.data_to_send())
+        replies = proto.data_to_send()
+        if response.status_code == 101:
+            replies += early_replies
+        await _send_chunks(stream, replies)
     except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
         with trio.CancelScope(shield=True):
             await trio.aclose_forcefully(stream)

@@ -184,6 +184,24 @@ async def test_bad_frames_close_with_websockets_own_code(peer: Peer, bad: bytes,
     assert [int.from_bytes(f.data[:2], "big") for f in closes] == [code]
 
 
+async def test_a_ping_that_came_with_the_upgrade_request_is_answered_after_the_101(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """websockets answers it while parsing the request; the pong must not precede the HTTP
+    response on the wire (the client would read it as a malformed response)."""
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    proto = ClientProtocol(parse_uri("ws://localhost/s"))
+    proto.send_request(proto.connect())
+    proto.state = proto.state.OPEN
+    proto.send_ping(b"p")
+    initial = b"".join(proto.data_to_send())
+    transport = await FastWebSocketTransport.accept(server_stream, initial, close_timeout=1.0)
+    reply = await client_stream.receive_some()
+    assert reply.startswith(b"HTTP/1.1 101 ")
+    assert reply.endswith(b"\r\n\r\n\x8a\x01p")  # the response, then the pong
+    await transport.aclose()
+
+
 async def test_frames_that_came_with_the_upgrade_request_are_delivered(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
