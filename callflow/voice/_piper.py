@@ -82,11 +82,11 @@ class Piper:
         model: the voice's ``.onnx`` file (its ``.onnx.json`` config beside it). ``None``:
             ``$CALLFLOW_PIPER_VOICE``, else an installed voice package.
         program: the ``piper`` program's name or path.
-        noise_scale / noise_w: Piper's sampling noise (``--noise-scale``, ``--noise-w-scale``).
-            0 (the default) makes a rendering reproducible: the same text gives the same
-            samples in every worker and every run, which is what a content-addressed cache and
-            tests want; ``None`` keeps the voice's own (slightly livelier, different each
-            time).
+        noise_scale: Piper's sampling noise (``--noise-scale``). 0 (the default) makes a
+            rendering reproducible: the same text gives the same samples in every worker and
+            every run, which is what a content-addressed cache and tests want; ``None`` keeps
+            the voice's own (slightly livelier, different each time).
+        noise_w: Piper's phoneme-length noise (``--noise-w-scale``), as ``noise_scale``.
 
     Raises:
         TtsUnavailable: no ``piper`` program, or no voice model (the message names what to

@@ -69,7 +69,8 @@ class SpeechDetector:
         sample_rate: Hz of the frames.
         threshold_dbfs: the energy rule's level (and, for the model, a floor below which a
             frame is never speech: line hiss the model might call voiced).
-        min_speech_s / hangover_s: the timing rule (seconds).
+        min_speech_s: the timing rule: speech for this long starts speech (seconds).
+        hangover_s: the timing rule: silence for this long ends it (seconds).
         gap_s: unvoiced frames up to this long inside speech do not restart the count toward
             ``min_speech_s`` (seconds; 0.06 = three frames).
         aggressiveness: the WebRTC model's mode, 0-3.

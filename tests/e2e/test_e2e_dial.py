@@ -194,3 +194,24 @@ async def test_ctrl_c_hangs_up_writes_the_wav_and_fails(
     assert "interrupted (Ctrl-C)" in line
     assert str(heard) in line
     assert 0.3 < read_wav(heard).duration_s < 10.0
+
+
+async def test_typed_keys_a_bad_one_is_one_line_and_the_call_goes_on(
+    nursery: trio.Nursery,
+) -> None:
+    info = await _serve(nursery)
+    with trio.fail_after(60):
+        done = await trio.run_process(
+            [sys.executable, "-m", "callflow", "dial", "--no-speaker", f"{info.url}/short"],
+            stdin=b"x\n1\n",
+            capture_stdout=True,
+            capture_stderr=True,
+            env=_env(),
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr.decode()
+    line = _one_error_line(done.stderr.decode())
+    assert "'X' is not a DTMF key" in line
+    out = done.stdout.decode()
+    assert "→ dtmf 1" in out
+    assert "call ended: the flow ended (close code 1000)" in out
