@@ -15,12 +15,12 @@ import h11
 import trio
 
 from callflow._flow import Flow
-from callflow.observe import METRICS, bind_call, escape
+from callflow.observe import METRICS, WarningLimiter, bind_call, escape
 from callflow.runtime import LiveCalls, PlivoRest, run_call
 from callflow.server._drain import CLOSE_GRACE, DRAINED_REASON, FLOW_END_GRACE, Drain
 from callflow.server._http import HttpConnection
 from callflow.server._keepalive import DEFAULT_KEEPALIVE, Keepalive, keeping_alive
-from callflow.server._routes import Routes, call_label, header_dict
+from callflow.server._routes import Routes, call_label, header_dict, peer_host
 from callflow.server._token import (
     TOKEN_QUERY_KEY,
     StreamToken,
@@ -76,6 +76,10 @@ class Streams:
         self.keepalive: Keepalive | None = DEFAULT_KEEPALIVE
         self._calls: dict[trio.CancelScope, _LiveStream] = {}
         self._calls_changed = trio.Event()
+        self.refusals = WarningLimiter(
+            log, "ws_refused", "refused stream upgrades", where="from this peer"
+        )
+        """Refused upgrades are logged at most 10 a minute per peer host (then a summary)."""
 
     def __len__(self) -> int:
         """Stream connections running a call (or about to: handshake, waiting for start)."""
@@ -95,13 +99,21 @@ class Streams:
         route = self.routes.get(path)
         headers = header_dict(head.headers)
         if route is None or route[0] != "stream" or route[1] is None:
-            log.warning("ws 404 %s from %s: no stream at this path", escape(path), conn.client)
+            self.refusals.warning(
+                f"peer={peer_host(conn.client)}",
+                "ws 404 %s from %s: no stream at this path",
+                escape(path),
+                conn.client,
+            )
             await conn.respond(404, b"no stream at this path\n", close=True)
             return False
         flow = route[1]
         if headers.get("sec-websocket-version") != "13" or not headers.get("sec-websocket-key"):
-            log.warning(
-                "ws 400 %s from %s: not a WebSocket 13 handshake", escape(path), conn.client
+            self.refusals.warning(
+                f"peer={peer_host(conn.client)}",
+                "ws 400 %s from %s: not a WebSocket 13 handshake",
+                escape(path),
+                conn.client,
             )
             await conn.respond(
                 400,
@@ -145,7 +157,8 @@ class Streams:
                     conn.client,
                 )
                 return StreamToken(path=path, call_uuid=None, expires_at=0, params={}, signed=False)
-            log.warning(
+            self.refusals.warning(
+                f"peer={peer_host(conn.client)}",
                 "%s ws 403 %s from %s: stream token rejected: %s",
                 call_label(exc.call_uuid),
                 escape(path),
@@ -181,7 +194,9 @@ class Streams:
                     name=call,
                 )
             except HandshakeFailed as exc:
-                log.warning("%s ws %s from %s: %s", call, flow.stream_path, conn.client, exc)
+                log.warning(
+                    "%s ws %s from %s: %s", call, flow.stream_path, conn.client, escape(exc)
+                )
                 return
         if transport is None:
             log.warning(

@@ -110,3 +110,16 @@ async def test_refused_requests_are_rate_limited_per_peer(
                 assert response.status_code == 403
     refusals = [line for line in lines_of(caplog) if "http 403" in line]
     assert len(refusals) == 10
+
+
+async def test_refused_stream_upgrades_are_rate_limited_per_peer(
+    start_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    info = await start_server(auth_token=AUTH_TOKEN)
+    with caplog.at_level(logging.DEBUG, "callflow"):
+        for n in range(30):
+            reply = await exchange(info.port, upgrade(f"/echo/stream?t=forged{n}%0A.x"))
+            assert reply.startswith(b"HTTP/1.1 403 ")
+    refusals = [line for line in lines_of(caplog) if "ws 403" in line]
+    assert len(refusals) == 10
+    assert_log_is_safe(caplog)
