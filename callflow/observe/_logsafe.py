@@ -205,6 +205,11 @@ class WarningLimiter:
         if state is not None:
             self._summary(key, state, self.clock())
 
+    def reset(self) -> None:
+        """Forget every key and the total, without summaries (a fresh start, for tests)."""
+        self._keys.clear()
+        self._total = _Window(self.clock())
+
     def _summary(self, key: str, state: _Window, now: float) -> None:
         if state.suppressed:
             self.logger.warning(

@@ -31,3 +31,9 @@ def flush(key: str) -> None:
     """Write the call's summaries of what was held back (at the end of the call)."""
     UNREADABLE.flush(key)
     UNKNOWN_EVENTS.flush(key)
+
+
+def reset() -> None:
+    """Start every limit afresh (between tests: each sees its own first lines)."""
+    UNREADABLE.reset()
+    UNKNOWN_EVENTS.reset()

@@ -1,0 +1,14 @@
+"""Fixtures for every test of the project."""
+
+from __future__ import annotations
+
+import pytest
+
+from callflow.runtime import _warnings
+
+
+@pytest.fixture(autouse=True)
+def _fresh_log_limits() -> None:
+    """The runtime's per-call warning limits (10 a minute per call, 200 in all) are process
+    wide: each test starts them afresh, so one test's noise never hides another's lines."""
+    _warnings.reset()
