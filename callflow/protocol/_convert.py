@@ -110,6 +110,22 @@ def _structure_dtmf_digits(value: Any, _type: Any) -> str:
     return dtmf_digits(_structure_str(value, _type))
 
 
+MAX_ID_CHARS = 128
+"""Longest call or stream id read from ``start`` (Plivo's are 36-character UUIDs)."""
+
+
+def _structure_id(value: Any, _type: Any) -> str:
+    """A call or stream id: printable (no line break or control character: ids start every
+    log line of the call) and at most :data:`MAX_ID_CHARS` characters."""
+    text = _structure_str(value, _type)
+    if not text or len(text) > MAX_ID_CHARS or not text.isprintable():
+        raise _BadValue(
+            f"expected an id of 1-{MAX_ID_CHARS} printable characters, got {len(text)} "
+            "characters" + ("" if text.isprintable() else " with control characters")
+        )
+    return text
+
+
 def _structure_str_tuple(value: Any, _type: Any) -> tuple[str, ...]:
     if type(value) is not list:
         raise _BadValue(f"expected a list of strings, got {show(value)}")
@@ -216,7 +232,7 @@ START = Shape(
     }
     | _HEADERS,
     fallbacks={"start.streamId": ("streamId",)},
-    hooks={"tracks": _structure_str_tuple},
+    hooks={"tracks": _structure_str_tuple, "call_id": _structure_id, "stream_id": _structure_id},
 )
 MEDIA = Shape(
     "media",

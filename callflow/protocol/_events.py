@@ -63,8 +63,9 @@ class Start:
     Attributes:
         sequence_number: ``sequenceNumber``, or ``None`` when absent (§2: do not assume it
             starts at 0 or 1).
-        call_id: ``start.callId``, Plivo's CallUUID.
-        stream_id: ``start.streamId``.
+        call_id: ``start.callId``, Plivo's CallUUID: 1-128 printable characters (it starts
+            every log line of the call), else the start is a :class:`ProtocolError`.
+        stream_id: ``start.streamId``, read under the same rule.
         account_id: ``start.accountId``.
         tracks: ``start.tracks``: ``"inbound"`` and/or ``"outbound"``.
         encoding: ``start.mediaFormat.encoding``: ``audio/x-mulaw`` or ``audio/x-l16``.

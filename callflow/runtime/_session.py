@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from callflow.observe import CALL_CONTEXT, METRICS, FlowMetrics, bind_call, quote
+from callflow.observe import CALL_CONTEXT, METRICS, FlowMetrics, bind_call, escape, quote
 from callflow.protocol import (
     ClearedAudio,
     Dtmf,
@@ -180,9 +180,9 @@ async def _run_started(
     metrics.calls_active.inc()
     flow_raised = cancelled = False
     log.info(
-        "call=%s stream=%s started flow %s (%s)",
-        call.call_id,
-        start.stream_id,
+        "%s stream=%s started flow %s (%s)",
+        call._log_key,
+        escape(start.stream_id, _warnings.MAX_CALL_ID_CHARS),
         flow.name,
         flow.format.content_type,
     )
@@ -289,11 +289,11 @@ async def _wait_for_start(
                 fmt = event.format
             except ProtocolError as exc:
                 metrics.protocol_error("wrong_format")
-                raise _Refused(f"call={event.call_id} {exc}") from None
+                raise _Refused(f"{_warnings.call_key(event.call_id)} {exc}") from None
             if fmt is not flow.format:
                 metrics.protocol_error("wrong_format")
                 raise _Refused(
-                    f"call={event.call_id} field start.mediaFormat: the stream is "
+                    f"{_warnings.call_key(event.call_id)} field start.mediaFormat: the stream is "
                     f"{fmt.content_type} but flow {flow.path} declares "
                     f"{flow.format.content_type}",
                     code=1003,

@@ -26,6 +26,9 @@ def start_server(nursery: trio.Nursery) -> StartServer:
 
     async def start(flows: Sequence[Flow] = (echo,), **kwargs: Any) -> ServerInfo:
         kwargs.setdefault("drain_timeout", 1.0)
+        # No loop watchdog: its stall report (a stack, when the machine is loaded) is the
+        # server's own multi-line text, not the peer's.
+        kwargs.setdefault("loop_stall_threshold", None)
         info: ServerInfo = await nursery.start(
             functools.partial(serve_flows, list(flows), port=0, **kwargs)
         )

@@ -33,7 +33,11 @@ def against_server(send: Callable[[int], Awaitable[bytes]]) -> bytes:
     async def main() -> bytes:
         async with trio.open_nursery() as nursery:
             info: ServerInfo = await nursery.start(
-                functools.partial(serve_flows, [echo], port=0, drain_timeout=0.5)
+                # No loop watchdog: its stall report (a stack, on a loaded machine) is the
+                # server's own text, not the peer's.
+                functools.partial(
+                    serve_flows, [echo], port=0, drain_timeout=0.5, loop_stall_threshold=None
+                )
             )
             reply = await send(info.port)
             async with httpx.AsyncClient() as client:
@@ -140,5 +144,7 @@ def test_any_frames_after_a_good_handshake(caplog: pytest.LogCaptureFixture, dat
     caplog.clear()
     with caplog.at_level(logging.DEBUG, "callflow"):
         reply = against_server(lambda port: exchange(port, HANDSHAKE + data))
-    assert reply.startswith(b"HTTP/1.1 101 ")
+    # b"": the server's close met unread bytes and reset the connection, which may discard
+    # the reply at the client before it is read.
+    assert reply == b"" or reply.startswith(b"HTTP/1.1 101 ")
     assert_no_traceback_and_bounded(caplog)

@@ -117,3 +117,16 @@ async def test_a_malformed_dtmf_message_during_pin_entry_never_logs_the_key(
     assert "call=pin-call unreadable message" in text
     assert "dtmf" in text
     assert "7" not in text.replace("pin-call", "")
+
+
+async def test_a_start_whose_call_id_holds_a_line_break_is_unreadable(
+    autojump_clock: trio.testing.MockClock, log_text: io.StringIO
+) -> None:
+    forged = "x\nFORGED ERROR callflow.server admin\r\x00"
+    async with FakePlivo(waits, call_id=forged, send_media=False) as caller:
+        await caller.hung_up()
+    text = log_text.getvalue()
+    lines = text.splitlines()
+    assert not [line for line in lines if line.startswith("FORGED")]
+    assert "field start.callId: expected an id of 1-128 printable characters" in text
+    assert "started flow" not in text
