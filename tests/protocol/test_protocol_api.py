@@ -81,7 +81,7 @@ def test_protocol_imports_only_itself_and_libraries() -> None:
     """Sans-IO (DESIGN.md layers): no trio, no other callflow layer but the bottom one
     (``callflow.observe``, for log-safe error texts)."""
     allowed = {"attrs", "cattrs", "binascii", "collections", "contextlib", "enum", "functools"}
-    allowed |= {"json", "types", "typing", "__future__"}
+    allowed |= {"json", "orjson", "types", "typing", "__future__"}
     for path in sorted(PACKAGE.glob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
