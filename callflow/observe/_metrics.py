@@ -199,6 +199,15 @@ class Metrics:
             "Connections refused at the open-connection cap.",
             registry=r,
         )
+        #: Liveness bounds that ran out, by flow and kind: ``pong`` (a stream socket whose
+        #: pong did not come in time, given up as lost), ``checkpoint_ack`` (a playback whose
+        #: checkpoint ack did not come in time, given up).
+        self.liveness_timeouts_total = Counter(
+            "callflow_liveness_timeouts_total",
+            "Liveness bounds that ran out (no pong, no checkpoint ack), by kind.",
+            ["flow", "kind"],
+            registry=r,
+        )
         #: Times the watchdog saw the event loop held longer than its threshold.
         self.event_loop_stalls_total = Counter(
             "callflow_event_loop_stalls_total",
@@ -244,6 +253,8 @@ class FlowMetrics:
         self.detaches = m.detaches_total.labels(flow=flow)
         self.detaches_expired = m.detaches_expired_total.labels(flow=flow)
         self.detach_gap = m.detach_gap_seconds.labels(flow=flow)
+        self.pong_timeouts = m.liveness_timeouts_total.labels(flow=flow, kind="pong")
+        self.ack_timeouts = m.liveness_timeouts_total.labels(flow=flow, kind="checkpoint_ack")
         self._metrics = m
 
     def protocol_error(self, kind: str) -> None:

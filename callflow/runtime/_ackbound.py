@@ -72,6 +72,7 @@ class AckBound(CallState):
         if not self._acks_expected():
             self._ack_due = self._ack_deadline(trio.current_time())  # the bound starts over
             return False
+        self._metrics.ack_timeouts.inc()
         if not self._ack_stall_logged:
             self._ack_stall_logged = True
             log.warning(

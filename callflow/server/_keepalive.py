@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Final
 
 import attrs
@@ -85,8 +85,13 @@ DEFAULT_KEEPALIVE: Final = Keepalive()
 """The settings ``serve_flows`` uses unless told otherwise."""
 
 
-async def keep_alive(transport: FastWebSocketTransport, settings: Keepalive) -> None:
-    """Ping ``transport`` until it closes; abort it when a pong does not come in time.
+async def keep_alive(
+    transport: FastWebSocketTransport,
+    settings: Keepalive,
+    on_timeout: Callable[[], object] | None = None,
+) -> None:
+    """Ping ``transport`` until it closes; abort it (and call ``on_timeout``, e.g. a
+    counter's ``inc``) when a pong does not come in time.
 
     Returns once the transport is closed (by anyone); cancel it to stop sooner.
     """
@@ -103,12 +108,16 @@ async def keep_alive(transport: FastWebSocketTransport, settings: Keepalive) -> 
             reason = f"no pong within {settings.pong_timeout:g} s of a ping"
             log.warning("%s peer silent: %s; connection given up as lost", transport.name, reason)
             transport.abort(reason)
+            if on_timeout is not None:
+                on_timeout()
             return
 
 
 @contextlib.asynccontextmanager
 async def keeping_alive(
-    transport: FastWebSocketTransport, settings: Keepalive | None
+    transport: FastWebSocketTransport,
+    settings: Keepalive | None,
+    on_timeout: Callable[[], object] | None = None,
 ) -> AsyncIterator[None]:
     """Run :func:`keep_alive` on ``transport`` for the body of the ``async with`` (nothing
     when ``settings`` is None)."""
@@ -116,7 +125,7 @@ async def keeping_alive(
         yield
         return
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(keep_alive, transport, settings)
+        nursery.start_soon(keep_alive, transport, settings, on_timeout)
         try:
             yield
         finally:

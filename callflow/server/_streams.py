@@ -220,7 +220,8 @@ class Streams:
         code, reason = 1000, "call ended"
         try:
             with call_scope:
-                async with keeping_alive(transport, self.keepalive):
+                pong_timeouts = METRICS.for_flow(flow.path).pong_timeouts
+                async with keeping_alive(transport, self.keepalive, pong_timeouts.inc):
                     await run_call(
                         flow,
                         transport,

@@ -18,6 +18,7 @@ import trio.testing
 
 from callflow import Call, Flow, Format, Playback, RuntimeConfig, flow
 from callflow.audio import beep
+from callflow.observe import METRICS
 from callflow.protocol import Start, encode_event
 from callflow.runtime import Transport, TransportClosed, memory_transport_pair, run_call
 from callflow.runtime._config import MIN_LEAD_S
@@ -57,6 +58,13 @@ async def _run(flow_: Flow, config: RuntimeConfig | None = None) -> Sent:
     return sent
 
 
+def _ack_timeouts(path: str) -> float:
+    sample = METRICS.registry.get_sample_value(
+        "callflow_liveness_timeouts_total", {"flow": path, "kind": "checkpoint_ack"}
+    )
+    return sample or 0.0
+
+
 def _stall_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
         r.getMessage()
@@ -69,6 +77,7 @@ async def test_a_say_nobody_acks_returns_after_the_bound_logged_once(
     autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     results: list[tuple[float, Playback]] = []
+    before = _ack_timeouts("/deaf")
 
     @flow("/deaf", format=Format.MULAW_8K)
     async def deaf(call: Call) -> None:
@@ -88,6 +97,7 @@ async def test_a_say_nobody_acks_returns_after_the_bound_logged_once(
     clears = [t for t, m in sent if m["event"] == "clearAudio"]
     assert clears == [pytest.approx(bound, abs=0.01), pytest.approx(second_began + bound, abs=0.01)]
     (line,) = _stall_lines(caplog)  # once per call, however often it stalls
+    assert _ack_timeouts("/deaf") == before + 2  # but counted every time
     assert line.startswith("call=call-deaf no checkpoint ack (playedStream) within 6.5 s")
 
 

@@ -21,6 +21,7 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
+from callflow.observe import METRICS
 from callflow.runtime import TransportClosed
 from callflow.server._keepalive import Keepalive, keep_alive
 from callflow.server._wsfast import FastWebSocketTransport, ReadLoop
@@ -190,6 +191,8 @@ async def test_the_server_closes_a_socket_whose_peer_went_silent(
     """A raw TCP peer opens the stream, sends ``start``, then neither sends nor answers
     anything (no FIN, no RST): the server pings, gives up after the pong timeout and closes
     the TCP connection without a closing handshake."""
+    labels = {"flow": "/echo", "kind": "pong"}
+    before = METRICS.registry.get_sample_value("callflow_liveness_timeouts_total", labels) or 0
     info = await start_server(keepalive=Keepalive(ping_interval=0.3, pong_timeout=0.3))
     proto = ClientProtocol(parse_uri(f"ws://127.0.0.1:{info.port}/echo/stream"))
     proto.send_request(proto.connect())
@@ -212,3 +215,5 @@ async def test_the_server_closes_a_socket_whose_peer_went_silent(
     assert pings == 1
     messages = [r.getMessage() for r in caplog.records]
     assert any("peer silent: no pong within 0.3 s of a ping" in m for m in messages)
+    after = METRICS.registry.get_sample_value("callflow_liveness_timeouts_total", labels)
+    assert after == before + 1
