@@ -43,6 +43,7 @@ FAMILIES = {
     "callflow_connections_refused": "counter",
     "callflow_event_loop_stalls": "counter",
     "callflow_messages_dropped": "counter",
+    "callflow_liveness_timeouts": "counter",
 }
 
 

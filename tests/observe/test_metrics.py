@@ -33,6 +33,7 @@ EXPECTED = {
     "callflow_connections_refused": "counter",
     "callflow_event_loop_stalls": "counter",
     "callflow_messages_dropped": "counter",
+    "callflow_liveness_timeouts": "counter",
 }
 
 
