@@ -23,17 +23,22 @@ from callflow.runtime._results import (
 )
 from callflow.runtime._session import LiveCalls, run_call
 from callflow.runtime._transport import (
+    ABNORMAL_CLOSE,
+    LOST_LINK_CODES,
     Dispatch,
     InlineDispatch,
     MemoryTransport,
     Transport,
     TransportClosed,
+    is_lost_link,
     memory_transport_pair,
     receive_until,
 )
 from callflow.runtime._vad import VadSettings
 
 __all__ = [
+    "ABNORMAL_CLOSE",
+    "LOST_LINK_CODES",
     "AudioSource",
     "BargeIn",
     "Call",
@@ -60,6 +65,7 @@ __all__ = [
     "Transport",
     "TransportClosed",
     "VadSettings",
+    "is_lost_link",
     "memory_transport_pair",
     "receive_until",
     "run_call",

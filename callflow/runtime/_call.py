@@ -17,10 +17,11 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
+import attrs
 import trio
 
 from callflow.observe import FlowMetrics
-from callflow.protocol import ExtraHeaders, SendDTMF, encode
+from callflow.protocol import ExtraHeaders, SendDTMF, encode, play_audio_prefix
 from callflow.runtime import _background, _collect, _speech
 from callflow.runtime._attach import Line
 from callflow.runtime._config import (
@@ -97,6 +98,12 @@ class Call(Player, Inbound):
         self._rest = rest
         self._rest_done = False
         self._transferred = False
+
+    def _rebind(self, stream_id: str) -> None:
+        """The call moved to a new stream (a reconnect): its messages name ``stream_id``."""
+        if stream_id != self.info.stream_id:
+            self.info = attrs.evolve(self.info, stream_id=stream_id)
+            self._prefix = play_audio_prefix(stream_id, self._format)
 
     # -- the DSL --------------------------------------------------------------------------
 

@@ -79,6 +79,15 @@ class RuntimeConfig:
             stop is playing: ``"keep"`` (the default) keeps them as type-ahead for the next
             input, ``"discard"`` drops them, as VoiceXML does when ``bargein`` is false. Each
             call starts with this and may change it (``call.uninterruptible_keys``).
+        reconnect_grace_s: how long a call whose socket was lost (no close handshake, or an
+            abnormal close code: ``callflow.runtime.LOST_LINK_CODES``) stays *detached*,
+            waiting for Plivo to reconnect, before it ends. Plivo retries a dropped stream
+            twice, to the same URL (PROTOCOL.md §1) and does not document the delay; each
+            retry is one TCP (+TLS) connect and WebSocket handshake, well under a second on a
+            healthy path. The default, 10 s, gives two retries 3 s each and 4 s to spare.
+            While detached the flow runs on; its writes wait; a re-attach re-sends the
+            unheard rest of the prompt (docs/reconnect.md). ``0`` ends the call at once on
+            any close, as before reconnects existed.
 
     Raises:
         ValueError: ``max_lead_s`` below :data:`MIN_LEAD_S`; ``uninterruptible_keys`` not
@@ -95,6 +104,7 @@ class RuntimeConfig:
     write_timeout_s: float = 10.0
     ack_grace_s: float = 5.0
     uninterruptible_keys: KeyPolicy = attrs.field(default="keep", validator=_key_policy)
+    reconnect_grace_s: float = 10.0
 
 
 @attrs.frozen(kw_only=True)

@@ -317,7 +317,7 @@ class Player(AckBound):
             return False
         await self._write(play_audio_message(self._prefix, payload))
         now = trio.current_time()
-        self._ledger.audio_sent(seconds, now)
+        self._ledger.audio_sent(seconds, now, payload)
         if not self._first_audio_sent:
             self._first_audio_sent = True
             self._metrics.time_to_first_audio.observe(now - self._started_at)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import trio
@@ -27,72 +27,22 @@ from callflow.protocol import (
     Stop,
     UnknownEvent,
     load_event,
-    parse,
     parse_loaded,
 )
 from callflow.runtime import _warnings
-from callflow.runtime._call import Call, CallInfo, RuntimeConfig, StatusEvent
+from callflow.runtime._call import Call, CallInfo, RuntimeConfig
 from callflow.runtime._errors import CallEnded
+from callflow.runtime._live import Claim, LiveCalls
 from callflow.runtime._rest import PlivoRest
-from callflow.runtime._results import MachineDetection
+from callflow.runtime._start import Refused, wait_for_start
 from callflow.runtime._transport import Transport, TransportClosed, receive_until
+
+__all__ = ["DRAINED_REASON", "LiveCalls", "run_call"]
 
 if TYPE_CHECKING:
     from callflow._flow import Flow
 
 log = logging.getLogger("callflow.call")
-
-
-class LiveCalls:
-    """The calls running in this process, by Plivo CallUUID.
-
-    Owned by whoever serves calls (the server makes one); not a module global. Status and
-    machine-detection webhooks find their live flow through it.
-    """
-
-    def __init__(self) -> None:
-        self._calls: dict[str, Call] = {}
-
-    def __len__(self) -> int:
-        return len(self._calls)
-
-    def __iter__(self) -> Iterator[Call]:
-        return iter(list(self._calls.values()))
-
-    def get(self, call_uuid: str) -> Call | None:
-        """The live call with this CallUUID, or None."""
-        return self._calls.get(call_uuid)
-
-    def add(self, call: Call) -> None:
-        """Register a call that has started (replaces a stale entry with the same id)."""
-        self._calls[call.call_id] = call
-
-    def discard(self, call: Call) -> None:
-        """Forget a call that has ended (no-op if a newer call took the id)."""
-        if self._calls.get(call.call_id) is call:
-            del self._calls[call.call_id]
-
-    def deliver_status(self, call_uuid: str, params: Mapping[str, str]) -> bool:
-        """Hand a status callback (PROTOCOL.md §6) to the live flow of ``call_uuid``.
-
-        Returns False when no call with that id is live here.
-        """
-        call = self._calls.get(call_uuid)
-        if call is None:
-            return False
-        call._on_status(StatusEvent(params.get("Event", ""), dict(params)))
-        return True
-
-    def deliver_machine(self, call_uuid: str, params: Mapping[str, str]) -> bool:
-        """Hand Plivo's machine-detection callback (``Machine=true``, seed ``004_…``) to the
-        live flow of ``call_uuid``; False when no call with that id is live here."""
-        call = self._calls.get(call_uuid)
-        if call is None:
-            return False
-        machine = params.get("Machine", "").lower() == "true"
-        if machine:
-            call._on_machine(MachineDetection(True, dict(params)))
-        return True
 
 
 async def run_call(
@@ -104,8 +54,10 @@ async def run_call(
     config: RuntimeConfig | None = None,
     rest: PlivoRest | None = None,
     answered_at: float | None = None,
+    call_uuid: str | None = None,
 ) -> None:
-    """Run ``flow`` for the call whose stream arrives on ``transport``, until the call ends.
+    """Run ``flow`` for the call whose stream arrives on ``transport``, until the call ends;
+    or, for a call already live here, put that call on ``transport`` (a reconnect).
 
     Waits for Plivo's ``start`` (at most ``config.start_timeout_s``), checks that the stream's
     format is the flow's, then runs the flow and a reader task in one nursery. The call ends
@@ -113,7 +65,16 @@ async def run_call(
     so the ``<Hangup/>`` after ``<Stream>`` runs), when the flow raises (logged once with the
     call id), or when Plivo closes the stream (pending operations raise
     :class:`CallEnded`; the flow gets ``config.hangup_grace_s`` to finish its clean-up, then is
-    cancelled). Nothing started here outlives the call.
+    cancelled). A socket *lost* (no close handshake, or a close code in
+    :data:`~callflow.runtime.LOST_LINK_CODES`) only detaches the call for
+    ``config.reconnect_grace_s`` (docs/reconnect.md). Nothing started here outlives the call.
+
+    With ``call_uuid`` (the call the stream token names) and ``live_calls``, one stream per
+    call: ``start.callId`` must be ``call_uuid`` (else the stream is closed with 1008); if
+    that call is live here, this stream re-attaches to it (taking over from a socket that
+    still looks open) and this returns once the call lets go of it; a stream for a call that
+    ended here is refused with 1008; a stream for a call whose first stream still waits for
+    ``start`` replaces that one.
 
     ``answered_at`` (Unix seconds) is when the answer webhook was answered, for the
     ``callflow_answer_to_start_seconds`` metric. Every log line of the call carries its ids
@@ -125,13 +86,35 @@ async def run_call(
     """
     config = config or RuntimeConfig()
     metrics = METRICS.for_flow(flow.path)
-    # Until ``start`` names the call, it is the one the answer webhook was for.
-    answered_uuid = (answer_params or {}).get("CallUUID")
+    # Until ``start`` names the call, it is the one the stream token or answer webhook was for.
+    answered_uuid = call_uuid or (answer_params or {}).get("CallUUID")
     answered = _warnings.call_key(answered_uuid)
     context = bind_call(call_id=answered_uuid, flow=flow.path)
     try:
+        claim: Claim | None = None
+        if call_uuid is not None and live_calls is not None:
+            live = live_calls.get(call_uuid)
+            if live is not None and not live.ended:
+                metrics.reconnects.inc()
+                await _rejoin(flow, live, transport, config, answered, metrics)
+                return
+            if live_calls.has_ended(call_uuid):
+                log.warning("%s a stream for a call that has ended; refused with 1008", answered)
+                metrics.outcomes["refused"].inc()
+                await transport.aclose(1008, "call has ended")
+                return
+            claim = live_calls.claim(call_uuid)
         await _run_started(
-            flow, transport, answer_params, live_calls, config, rest, metrics, answered, answered_at
+            flow,
+            transport,
+            answer_params,
+            live_calls,
+            config,
+            rest,
+            metrics,
+            answered,
+            answered_at,
+            claim,
         )
     finally:
         CALL_CONTEXT.reset(context)  # the caller's (a connection task's) context again
@@ -147,10 +130,15 @@ async def _run_started(
     metrics: FlowMetrics,
     answered: str,
     answered_at: float | None,
+    claim: Claim | None,
 ) -> None:
+    start: Start | None = None
     try:
-        start = await _wait_for_start(transport, config, flow, answered, metrics)
-    except _Refused as refused:
+        with claim.scope if claim is not None else contextlib.nullcontext():
+            start = await wait_for_start(
+                transport, config, flow, answered, metrics, claim.call_uuid if claim else None
+            )
+    except Refused as refused:
         log.error("%s; closing the stream", refused)
         metrics.outcomes["refused"].inc()
         await transport.aclose(refused.code, refused.reason)
@@ -161,6 +149,12 @@ async def _run_started(
         return
     finally:
         _warnings.flush(answered)
+        if claim is not None and live_calls is not None:
+            live_calls.unclaim(claim)
+    if start is None:  # a newer stream for the same call replaced this one
+        log.info("%s a newer stream for this call replaced this one before start", answered)
+        await transport.aclose(1000, "replaced by a newer stream")
+        return
     bind_call(call_id=start.call_id, stream_id=start.stream_id, flow=flow.path)
     if answered_at is not None:
         metrics.answer_to_start.observe(max(0.0, time.time() - answered_at))
@@ -175,6 +169,7 @@ async def _run_started(
         answer_params=dict(answer_params or {}),
     )
     call = Call(info, transport, config, rest, metrics, tts=flow.tts, stt=flow.stt)
+    line = call._line
     if live_calls is not None:
         live_calls.add(call)
     metrics.calls_active.inc()
@@ -188,10 +183,9 @@ async def _run_started(
     )
     try:
         async with trio.open_nursery() as nursery:
+            line.closer = nursery
             flow_done = trio.Event()
-            nursery.start_soon(
-                _read, call, transport, flow_done, nursery.cancel_scope, config, metrics
-            )
+            nursery.start_soon(_read, call, flow_done, nursery.cancel_scope, config, metrics)
             flow_raised = await _run_flow(flow, call, metrics)
             flow_done.set()
             if not call.ended:
@@ -202,6 +196,7 @@ async def _run_started(
         cancelled = True  # drain deadline, or whoever runs the call, ended it
         raise
     finally:
+        line.closer = None
         metrics.calls_active.dec()
         metrics.outcomes[_outcome(call, flow_raised=flow_raised, cancelled=cancelled)].inc()
         if live_calls is not None:
@@ -210,15 +205,50 @@ async def _run_started(
         await call._rest_hangup()
         with trio.CancelScope(shield=True):
             # 1011 (RFC 6455: an unexpected condition) tells the other end the flow raised
-            await transport.aclose(*((1011, "flow error") if flow_raised else (1000, "call ended")))
+            code, reason = (1011, "flow error") if flow_raised else (1000, "call ended")
+            await line.aclose(code, reason)
+            await transport.aclose(code, reason)
         _warnings.flush(call._log_key)
         log.info(
-            "call=%s ended: %s (%d frames in, %d unreadable)",
+            "call=%s ended: %s (%d frames in, %d unreadable%s)",
             call.call_id,
             call._ended.reason if call._ended else "",
             call.frames_received,
             call.protocol_errors,
+            f", {line.reattaches} re-attach(es)" if line.reattaches else "",
         )
+
+
+async def _rejoin(
+    flow: Flow,
+    call: Call,
+    transport: Transport,
+    config: RuntimeConfig,
+    answered: str,
+    metrics: FlowMetrics,
+) -> None:
+    """A new stream for ``call``, live here: once its ``start`` checks out, re-attach the
+    call to it; return when the call lets go of it (closed by then)."""
+    try:
+        start = await wait_for_start(transport, config, flow, answered, metrics, call.call_id)
+    except Refused as refused:
+        log.error("%s; closing the stream", refused)
+        await transport.aclose(refused.code, refused.reason)
+        return
+    except TransportClosed:
+        log.info("%s reconnected stream closed before start", answered)
+        return
+    finally:
+        _warnings.flush(answered)
+    try:
+        call._rebind(start.stream_id)
+        attachment = await call._line.attach(transport)
+    except CallEnded:
+        log.warning("%s a stream for a call that has ended; refused with 1008", answered)
+        await transport.aclose(1008, "call has ended")
+        return
+    metrics.reattaches.inc()
+    await attachment.done.wait()
 
 
 DRAINED_REASON = "drained"
@@ -234,76 +264,6 @@ def _outcome(call: Call, *, flow_raised: bool, cancelled: bool) -> str:
     if call.ended_by_plivo:
         return "hung_up"
     return "completed"
-
-
-class _Refused(Exception):
-    def __init__(self, message: str, code: int = 1008, reason: str = "") -> None:
-        super().__init__(message)
-        self.code = code
-        self.reason = reason or message[:120]
-
-
-async def _wait_for_start(
-    transport: Transport, config: RuntimeConfig, flow: Flow, answered: str, metrics: FlowMetrics
-) -> Start:
-    """The stream's ``start`` event; anything before it is logged and skipped.
-
-    ``answered`` (``call=<CallUUID>`` of the answer webhook) starts each log line and refusal
-    until ``start`` names the call.
-
-    Raises:
-        _Refused: no ``start`` within ``config.start_timeout_s`` seconds, or one whose media
-            format is unreadable or not the flow's.
-        TransportClosed: the stream closed first.
-    """
-    with trio.move_on_after(config.start_timeout_s):
-        while True:
-            text = await transport.receive()
-            try:
-                event = parse(text)
-            except ProtocolError as exc:
-                metrics.protocol_error("before_start")
-                _warnings.UNREADABLE.warning(
-                    answered, "flow=%s before start: unreadable message: %s", flow.path, exc
-                )
-                continue
-            if isinstance(event, UnknownEvent):
-                metrics.protocol_error("before_start")
-                _warnings.UNKNOWN_EVENTS.warning(
-                    answered,
-                    "flow=%s before start: ignoring unknown event %s",
-                    flow.path,
-                    quote(event.event, _warnings.MAX_CALL_ID_CHARS),
-                )
-                continue
-            if not isinstance(event, Start):
-                metrics.protocol_error("before_start")
-                log.warning(
-                    "%s flow=%s before start: ignoring %s event",
-                    answered,
-                    flow.path,
-                    type(event).__name__,
-                )
-                continue
-            try:
-                fmt = event.format
-            except ProtocolError as exc:
-                metrics.protocol_error("wrong_format")
-                raise _Refused(f"{_warnings.call_key(event.call_id)} {exc}") from None
-            if fmt is not flow.format:
-                metrics.protocol_error("wrong_format")
-                raise _Refused(
-                    f"{_warnings.call_key(event.call_id)} field start.mediaFormat: the stream is "
-                    f"{fmt.content_type} but flow {flow.path} declares "
-                    f"{flow.format.content_type}",
-                    code=1003,
-                    reason="wrong audio format",
-                )
-            return event
-    metrics.protocol_error("no_start")
-    raise _Refused(
-        f"{answered} flow={flow.path} no start event within {config.start_timeout_s:.0f} s"
-    )
 
 
 async def _run_flow(flow: Flow, call: Call, metrics: FlowMetrics) -> bool:
@@ -329,9 +289,12 @@ def _only_call_ended(exc: BaseException) -> bool:
 
 
 async def _drain(call: Call, config: RuntimeConfig) -> None:
-    """Give audio the flow queued but did not wait for a chance to play before hanging up."""
+    """Give audio the flow queued but did not wait for a chance to play before hanging up
+    (on a detached call, once it re-attaches)."""
     if call.queued_s <= 0:
         return
+    with contextlib.suppress(CallEnded):
+        await call._line.wait_attached()
     with trio.move_on_after(call.queued_s + config.drain_timeout_s):
         with contextlib.suppress(CallEnded):
             await call.checkpoint()
@@ -339,7 +302,6 @@ async def _drain(call: Call, config: RuntimeConfig) -> None:
 
 async def _read(
     call: Call,
-    transport: Transport,
     flow_done: trio.Event,
     call_scope: trio.CancelScope,
     config: RuntimeConfig,
@@ -348,18 +310,25 @@ async def _read(
     """The call's one reader: each message is parsed and dispatched inline by
     :func:`_dispatcher`'s function, where the transport reads it (no task or channel hop per
     message; on the server, no task switch at all unless the call must act). This task wakes
-    only to send a barge-in's ``clearAudio`` and at the end of the stream. On close, it ends
-    the call and gives the flow its grace period."""
+    only to send a barge-in's ``clearAudio``, when the call moves to another socket, and at
+    the end of the stream. A lost socket detaches the call and the reader waits for the
+    re-attach (``Line.wait_attached``); any other close ends the call, and the flow gets its
+    grace period."""
+    line = call._line
     dispatch, stopped = _dispatcher(call, metrics)
     try:
         while not stopped():
-            await receive_until(transport, dispatch)
+            transport = await line.wait_attached()
+            with line.reading(transport):
+                try:
+                    await receive_until(transport, dispatch)
+                except TransportClosed as exc:
+                    line.lost(transport, exc, f"stream closed by Plivo (code {exc.code})")
+                    continue
             if call._barge_in_pending:  # a key or speech barged in: clear from here, now
                 await call._barge_in_clear()
-    except TransportClosed as exc:
-        if not call.ended:
-            call.ended_by_plivo = True
-        call._end(f"stream closed by Plivo (code {exc.code})")
+    except CallEnded:
+        pass
     except Exception:  # a defect in dispatch: this call ends, nothing else is touched
         log.exception("call=%s reader failed; ending this call", call.call_id)
         call._end("reader failed")

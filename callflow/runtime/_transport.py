@@ -45,6 +45,25 @@ class TransportClosed(Exception):
         self.reason = reason
 
 
+ABNORMAL_CLOSE = 1006
+"""The close code of a connection lost without a close handshake (RFC 6455 §7.1.5). A
+transport that gives up on its peer (a reset, EOF without a close frame, a peer silent past
+a ping timeout) raises :class:`TransportClosed` with this code, so the runtime detaches the
+call and waits for Plivo to reconnect instead of ending it."""
+
+LOST_LINK_CODES = frozenset({None, ABNORMAL_CLOSE, 1011, 1012, 1013, 1014})
+"""Close codes that mean the link or the peer failed, not that the peer ended the stream:
+no code, 1006 (no close frame), 1011 (internal error), 1012 (service restart), 1013 (try
+again later), 1014 (bad gateway). A call whose socket closes with one of these is detached
+for ``RuntimeConfig.reconnect_grace_s``; every other code (1000, 1001, 1005, and the refusals
+1002/1003/1007-1010) ends it."""
+
+
+def is_lost_link(exc: TransportClosed) -> bool:
+    """Whether ``exc`` is a lost link (see :data:`LOST_LINK_CODES`), not an ended stream."""
+    return exc.code in LOST_LINK_CODES
+
+
 class Transport(Protocol):
     """What the runtime needs of a connection carrying one stream's JSON messages."""
 

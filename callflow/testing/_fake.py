@@ -124,6 +124,10 @@ class FakePlivo(Hearing):
         self._speech: collections.deque[bytes] = collections.deque()
         self._nursery: trio.Nursery | None = None
         self._server_done = trio.Event()
+        self._connection_scope: trio.CancelScope | None = None
+        self._dropped = False
+        self.connections = 0
+        """WebSocket connections opened for this call so far (:meth:`reconnect` adds one)."""
         self.received: list[Received] = []
         """Every message callflow sent, in order."""
         self.sent_dtmf = ""
@@ -226,6 +230,39 @@ class FakePlivo(Hearing):
             await self._transport_or_fail().aclose(1000, "caller hung up")
             self._set_closed()
 
+    async def drop(self) -> None:
+        """The network drops the stream's socket (no close handshake; callflow sees code
+        1006). What Plivo held queued is lost (callflow must assume so: docs/reconnect.md):
+        the caller has heard the audio up to now, the rest of the queue and its checkpoints
+        are gone. Keys pressed until :meth:`reconnect` are lost with the link."""
+        if self._closed.is_set() or self._dropped:
+            return
+        self._dropped = True
+        self._stop_playing()
+        self._queue.clear()
+        if self._connection_scope is not None:
+            self._connection_scope.cancel()
+        await self._transport_or_fail().aclose(1006, "connection lost")
+        self._poke()
+
+    async def reconnect(self) -> None:
+        """Plivo retries the dropped stream: a new connection to the same stream URL, a new
+        ``start`` for the same call (with a new ``streamId``), and media again. In memory
+        only (the fake runs the runtime's side of the new connection too).
+
+        Raises:
+            RuntimeError: not dropped, or the fake has no flow (a real socket).
+        """
+        if not self._dropped or self.flow is None or self._nursery is None:
+            raise RuntimeError("reconnect() needs an in-memory FakePlivo after drop()")
+        plivo_side, server_side = memory_transport_pair()
+        self._transport = plivo_side
+        self._dropped = False
+        self.stream_id = str(uuid.uuid4())
+        self._nursery.start_soon(self._serve, server_side)
+        await self._send(encode_event(self._start_event()))
+        self._nursery.start_soon(self._connection)
+
     async def hung_up(self) -> int | None:
         """Wait until callflow ends the call (closes the stream); return the close code."""
         await self._closed.wait()
@@ -241,18 +278,10 @@ class FakePlivo(Hearing):
         if self.flow is not None:
             plivo_side, server_side = memory_transport_pair()
             self._transport = plivo_side
-            flow = self.flow
 
             async def serve() -> None:
                 try:
-                    await run_call(
-                        flow,
-                        server_side,
-                        answer_params=self.answer_params,
-                        live_calls=self.live_calls,
-                        config=self.config,
-                        rest=self.rest,
-                    )
+                    await self._serve(server_side)
                 finally:
                     self._server_done.set()
 
@@ -260,11 +289,33 @@ class FakePlivo(Hearing):
         else:
             self._server_done.set()
         await self._send(encode_event(self._start_event()))
-        self._nursery.start_soon(self._read)
-        self._nursery.start_soon(self._play)
-        if self.send_media:
-            self._nursery.start_soon(self._media)
+        self._nursery.start_soon(self._connection)
         return self
+
+    async def _serve(self, server_side: Transport) -> None:
+        """callflow's side of one connection (a reconnect re-attaches to the live call)."""
+        assert self.flow is not None
+        await run_call(
+            self.flow,
+            server_side,
+            answer_params=self.answer_params,
+            live_calls=self.live_calls,
+            config=self.config,
+            rest=self.rest,
+            call_uuid=self.call_id,
+        )
+
+    async def _connection(self) -> None:
+        """Plivo's side of one connection: read, play, send media, until it closes or
+        :meth:`drop` cuts it."""
+        self.connections += 1
+        with trio.CancelScope() as scope:
+            self._connection_scope = scope
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._read)
+                nursery.start_soon(self._play)
+                if self.send_media:
+                    nursery.start_soon(self._media)
 
     async def __aexit__(
         self,
@@ -299,8 +350,8 @@ class FakePlivo(Hearing):
         return self._transport
 
     async def _send(self, text: str) -> bool:
-        """Send one message to callflow; whether it went out."""
-        if self._closed.is_set():
+        """Send one message to callflow; whether it went out (not on a dropped link)."""
+        if self._closed.is_set() or self._dropped:
             return False
         try:
             await self._transport_or_fail().send(text)
@@ -341,10 +392,12 @@ class FakePlivo(Hearing):
                     self.sent_dtmf += command.digits
                 self._poke()
         except TransportClosed as exc:
-            self.close_code = exc.code
+            if transport is self._transport and not self._dropped:
+                self.close_code = exc.code
         finally:
-            self._stop_playing()
-            self._set_closed()
+            if transport is self._transport and not self._dropped:  # not a dropped link's
+                self._stop_playing()
+                self._set_closed()
 
     async def _media(self) -> None:
         """An inbound media frame every 20 ms: the caller's speech, else silence."""

@@ -150,8 +150,9 @@ async def test_no_rest_hangup_when_the_caller_hung_up(plivo_api: RestRecorder) -
 
 
 class PeerGone:
-    """A server-side transport whose peer has gone without the reader having read the close
-    yet (a dropped connection noticed by a send first): sends fail once ``gone``."""
+    """A server-side transport whose peer has closed the stream without the reader having
+    read the close yet (noticed by a send first): sends fail once ``gone``. (A lost link,
+    code 1006, would detach the call for a reconnect instead: tests/runtime/test_reconnect.py.)"""
 
     def __init__(self, inner: MemoryTransport) -> None:
         self.inner = inner
@@ -162,7 +163,7 @@ class PeerGone:
 
     async def send(self, message: str) -> None:
         if self.gone:
-            raise TransportClosed(1006, "connection lost")
+            raise TransportClosed(1000, "caller hung up")
         await self.inner.send(message)
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
