@@ -25,7 +25,7 @@ import attrs
 import trio
 
 from callflow._flow import Flow
-from callflow.runtime import LiveCalls, PlivoRest
+from callflow.runtime import LiveCalls, PlivoRest, RuntimeConfig
 from callflow.server._drain import HARD_DEADLINE, Drain, DrainAnswer
 from callflow.server._front import Front
 from callflow.server._handoff import Handoff
@@ -103,6 +103,7 @@ class _Server:
         workers: int = 1,
         handoff_folder: Path | None = None,
         pages: Mapping[str, tuple[bytes, str]] | None = None,
+        config: RuntimeConfig | None = None,
     ) -> None:
         self.drain = drain
         self.routes = Routes(flows, pages)
@@ -118,7 +119,9 @@ class _Server:
             token_ttl=token_ttl,
             live_calls=live_calls,
         )
-        self.streams = Streams(self.routes, auth_token=auth_token, live_calls=live_calls, rest=rest)
+        self.streams = Streams(
+            self.routes, auth_token=auth_token, live_calls=live_calls, rest=rest, config=config
+        )
         self.front = Front(
             self.routes,
             health=Health(self.flows, live_calls, drain, worker, self.handoff),
@@ -152,6 +155,7 @@ async def serve_flows(
     loop_stall_threshold: float | None = DEFAULT_STALL_THRESHOLD,
     keepalive: Keepalive | None = DEFAULT_KEEPALIVE,
     pages: Mapping[str, tuple[bytes, str]] | None = None,
+    config: RuntimeConfig | None = None,
     task_status: trio.TaskStatus[ServerInfo] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``flows`` on one HTTP + WebSocket port until drained.
@@ -195,6 +199,9 @@ async def serve_flows(
         pages: fixed pages served on ``GET`` (path → body bytes, content type), such as
             the dev phone of ``callflow serve --dev`` (:func:`callflow.dev.dev_pages`);
             ``None`` (production) serves none.
+        config: every call's :class:`~callflow.runtime.RuntimeConfig` (default: the
+            defaults), e.g. ``RuntimeConfig(reconnect_grace_s=…)``: how long a call whose
+            socket was lost waits for Plivo's reconnect (docs/reconnect.md).
 
     Drain (the timeline is in :mod:`callflow.server._drain`): ``drain.start()`` or
     cancelling this task starts it. Readiness goes false at once and new answer webhooks
@@ -226,6 +233,7 @@ async def serve_flows(
         loop_stall_threshold=loop_stall_threshold,
         keepalive=keepalive,
         pages=pages,
+        config=config,
         task_status=task_status,
     )
 
@@ -248,6 +256,7 @@ async def serve_listeners(
     workers: int = 1,
     handoff_folder: Path | None = None,
     pages: Mapping[str, tuple[bytes, str]] | None = None,
+    config: RuntimeConfig | None = None,
     task_status: trio.TaskStatus[ServerInfo] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """:func:`serve_flows` on listeners already bound (closed when this returns).
@@ -272,6 +281,7 @@ async def serve_listeners(
             worker=worker,
             workers=workers,
             handoff_folder=handoff_folder,
+            config=config,
         )
         server.streams.keepalive = keepalive
         bound = listeners[0].socket.getsockname()

@@ -16,7 +16,7 @@ import trio
 
 from callflow._flow import Flow
 from callflow.observe import METRICS, WarningLimiter, bind_call, escape
-from callflow.runtime import LiveCalls, PlivoRest, run_call
+from callflow.runtime import LiveCalls, PlivoRest, RuntimeConfig, run_call
 from callflow.server._drain import CLOSE_GRACE, DRAINED_REASON, FLOW_END_GRACE, Drain
 from callflow.server._http import HttpConnection
 from callflow.server._keepalive import DEFAULT_KEEPALIVE, Keepalive, keeping_alive
@@ -40,6 +40,9 @@ HANDSHAKE_TIMEOUT = 10.0
 
 CLOSE_TIMEOUT = 5.0
 """Seconds a call's socket waits for the peer's close frame."""
+
+wall_clock = time.time
+"""Unix seconds, for the stream token's expiry (a test may set another clock here)."""
 
 
 @attrs.define(eq=False)
@@ -67,11 +70,13 @@ class Streams:
         auth_token: str | None,
         live_calls: LiveCalls,
         rest: PlivoRest | None,
+        config: RuntimeConfig | None = None,
     ) -> None:
         self.routes = routes
         self.auth_token = auth_token or None
         self.live_calls = live_calls
         self.rest = rest
+        self.config = config
         self.read_loop: ReadLoop | None = None
         self.keepalive: Keepalive | None = DEFAULT_KEEPALIVE
         self._calls: dict[trio.CancelScope, _LiveStream] = {}
@@ -147,7 +152,8 @@ class Streams:
                 values[-1] if values else None,
                 path=path,
                 auth_token=self.auth_token,
-                now=time.time(),
+                now=wall_clock(),
+                live=self.live_calls.is_live,
             )
         except StreamTokenError as exc:
             if self.auth_token is None and exc.reason == "missing":
@@ -228,7 +234,9 @@ class Streams:
                         answer_params=dict(token.params),
                         live_calls=self.live_calls,
                         rest=self.rest,
+                        config=self.config,
                         answered_at=token.issued_at,
+                        call_uuid=token.call_uuid,
                     )
             if call_scope.cancelled_caught:
                 log.info("%s ws %s: cancelled by the server's drain", call, flow.stream_path)

@@ -32,7 +32,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import attrs
 
@@ -148,12 +148,16 @@ def verify_stream_token(
     path: str,
     auth_token: str | None,
     now: float | None = None,
+    live: Callable[[str], bool] | None = None,
 ) -> StreamToken:
     """Check ``token`` for a WebSocket upgrade at ``path`` and return what it carries.
 
     With ``auth_token`` the signature is checked first, before the payload is decoded;
     without one (development mode) any signature is ignored. Expiry and path are always
-    checked.
+    checked, but the expiry bounds only the first connection: a token for a call that
+    ``live(call_uuid)`` says runs here is accepted however old it is (Plivo's retry of a
+    dropped stream, any time into the call; docs/reconnect.md). A token for a call that has
+    ended is refused by the stream itself (``run_call``), not here.
 
     Raises:
         StreamTokenError: the token is missing, malformed, unsigned or wrongly signed (with an
@@ -179,7 +183,9 @@ def verify_stream_token(
         raise StreamTokenError(f"malformed: payload is not base64url JSON ({exc})") from None
     token_path, call_uuid, expires_at, params = _fields(body)
     current = time.time() if now is None else now
-    if expires_at < current:
+    if expires_at < current and not (
+        call_uuid is not None and live is not None and live(call_uuid)
+    ):
         raise StreamTokenError(f"expired {current - expires_at:.0f} s ago", call_uuid=call_uuid)
     if token_path != path:
         raise StreamTokenError(

@@ -157,11 +157,6 @@ def play_to_the_end(stream: RawStream) -> bytes:
     return received
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="re-attaching a reconnected stream to its live flow is not on main yet "
-    "(remove this mark when it is)",
-)
 def test_a_stream_dropped_mid_prompt_resumes_its_flow_through_haproxy(
     haproxy: HAProxy, hosts: list[Host]
 ) -> None:

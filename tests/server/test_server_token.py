@@ -41,6 +41,22 @@ def test_expired() -> None:
     assert info.value.call_uuid == "c-1"  # signed, so the refusal can name the call
 
 
+def test_the_expiry_bounds_only_the_first_connection_of_a_live_call() -> None:
+    token = make_stream_token(PATH, PARAMS, auth_token=TOKEN, ttl=300, now=NOW)
+    ten_minutes_in = NOW + 600
+    verified = verify_stream_token(
+        token, path=PATH, auth_token=TOKEN, now=ten_minutes_in, live={"c-1"}.__contains__
+    )
+    assert verified.call_uuid == "c-1"
+    with pytest.raises(StreamTokenError, match="expired"):  # that call is not live here
+        verify_stream_token(
+            token, path=PATH, auth_token=TOKEN, now=ten_minutes_in, live={"c-2"}.__contains__
+        )
+    forged = make_stream_token(PATH, PARAMS, auth_token="another token", ttl=300, now=NOW)
+    with pytest.raises(StreamTokenError, match="bad signature"):  # still checked first
+        verify_stream_token(forged, path=PATH, auth_token=TOKEN, now=NOW, live=lambda _: True)
+
+
 def test_wrong_path() -> None:
     token = make_stream_token(PATH, PARAMS, auth_token=TOKEN, now=NOW)
     with pytest.raises(StreamTokenError, match="wrong path") as info:
