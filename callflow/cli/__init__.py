@@ -10,6 +10,7 @@
     callflow dial ANSWER_URL [--keys GROUPS] [--out WAV]
     callflow check FOLDER
     callflow graph FOLDER [--dot]
+    callflow prompts build FOLDER [--tts ENGINE] [--cache DIR]
 
 Each subcommand lives in its own module (``_serve``, ``_inspect``, ``_dial``, …) with an
 ``add_commands(commands)`` function that adds its parsers to the ``argparse`` subparsers and sets
@@ -28,13 +29,13 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 from callflow._loader import FlowLoadError
-from callflow.cli import _dial, _inspect, _new, _serve, _tools
+from callflow.cli import _dial, _inspect, _new, _prompts, _serve, _tools
 from callflow.cli._common import UsageError
 
 __all__ = ["UsageError", "main"]
 
 #: The modules whose ``add_commands`` build the subcommands, in the order ``--help`` lists them.
-COMMAND_MODULES = (_new, _serve, _inspect, _dial, _tools)
+COMMAND_MODULES = (_new, _serve, _inspect, _dial, _tools, _prompts)
 
 
 def package_version() -> str:

@@ -35,6 +35,7 @@ from callflow.server._drain import Drain, DrainAnswer
 from callflow.server._keepalive import DEFAULT_PING_INTERVAL, DEFAULT_PONG_TIMEOUT, Keepalive
 from callflow.server._watchdog import DEFAULT_STALL_THRESHOLD
 from callflow.server._workers import WorkerRole
+from callflow.voice import TTS_ENV
 
 log = logging.getLogger("callflow.cli")
 
@@ -121,6 +122,14 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         f"({DEFAULT_PONG_TIMEOUT:g})",
     )
     _workers.add_option(serve)
+    serve.add_argument(
+        "--tts",
+        metavar="ENGINE",
+        default=None,
+        help="text-to-speech engine for flows that name none: piper, piper:MODEL.onnx, "
+        "espeak-ng, espeak-ng:VOICE (default: $CALLFLOW_TTS, else auto: Piper with its "
+        "bundled voice, else espeak-ng)",
+    )
     serve.set_defaults(command_func=_serve)
 
 
@@ -150,6 +159,8 @@ def _serve(args: argparse.Namespace) -> int:
         drain_answer = DrainAnswer.parse(args.drain_answer)
     except ValueError as exc:
         raise UsageError(f"--drain-answer: {exc}") from None
+    if args.tts:
+        os.environ[TTS_ENV] = args.tts  # read by "auto" when it resolves (workers inherit it)
     workers = _workers.count(args)
     if args.reload and workers > 1:
         raise UsageError("--reload serves from one process: leave out --workers")

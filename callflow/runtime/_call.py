@@ -170,6 +170,7 @@ class Call(Player, Inbound):
         input: str = "dtmf",
         hints: Sequence[str] = (),
         min_confidence: float = 0.0,
+        closed: bool = False,
     ) -> GatherResult:
         """Collect DTMF digits, as Plivo's ``<GetDigits>`` does (same names and defaults), or
         keys or speech, as Plivo's ``<GetInput>`` does (``input="dtmf speech"``).
@@ -223,6 +224,9 @@ class Call(Player, Inbound):
             hints: the phrases expected (the offline recognizer accepts only these; a cloud
                 one is biased toward them). Required with speech and the offline recognizer.
             min_confidence: a recognition below this confidence (0-1) is ``Invalid``.
+            closed: only ``hints`` are answers: speech holding none of them is ``Invalid``
+                (otherwise a cloud recognizer's text is returned as heard). A hint found in
+                the text is returned as written here either way.
 
         Returns:
             ``Digits(value)``, ``Speech(text, confidence)``, ``NoInput()`` or
@@ -253,7 +257,7 @@ class Call(Player, Inbound):
                 hints=tuple(hints),
                 keys="dtmf" in inputs,
                 min_confidence=min_confidence,
-                canonical={_speech._normal(h): h for h in hints},
+                closed=closed,
             )
         return await _collect.gather(
             self, prompt, rules, retries=retries, no_input=no_input, invalid=invalid, speech=speech
@@ -305,6 +309,7 @@ class Call(Player, Inbound):
             input="dtmf speech",
             hints=phrases,
             min_confidence=min_confidence,
+            closed=True,
         )
         return result
 

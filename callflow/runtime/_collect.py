@@ -25,7 +25,7 @@ from callflow.runtime._results import (
     Recording,
     Speech,
 )
-from callflow.runtime._vad import Vad, VadSettings, frame_dbfs
+from callflow.runtime._vad import Vad, VadSettings
 from callflow.voice import Text
 
 if TYPE_CHECKING:
@@ -260,7 +260,7 @@ async def record(
                         frames.append(frame)
                         if detector.push(frame, rate) == "start":
                             heard_speech = True
-                        voiced = frame_dbfs(frame) >= settings.threshold_dbfs
+                        voiced = detector.voiced(frame, rate)
                         quiet_s = 0.0 if voiced else quiet_s + frame.size / rate
                         if quiet_s >= silence_s:
                             reason = "silence"

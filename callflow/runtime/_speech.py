@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -42,8 +43,25 @@ def parse_input(value: str) -> frozenset[str]:
     return words
 
 
+_WORD = re.compile(r"[a-z0-9']+")
+
+
 def _normal(phrase: str) -> str:
-    return " ".join(phrase.lower().split())
+    """Lower-case words only: ``"Sales."`` and ``"sales"`` are the same phrase."""
+    return " ".join(_WORD.findall(phrase.lower()))
+
+
+def _phrase_in(text: str, phrases: Sequence[str]) -> str | None:
+    """The phrase whose words appear together in ``text`` (the longest when several do)."""
+    words = _normal(text).split()
+    found: str | None = None
+    for phrase in phrases:
+        wanted = _normal(phrase).split()
+        n = len(wanted)
+        present = n and any(words[i : i + n] == wanted for i in range(len(words) - n + 1))
+        if present and (found is None or len(_normal(phrase)) > len(_normal(found))):
+            found = phrase
+    return found
 
 
 @attrs.frozen(kw_only=True)
@@ -56,23 +74,27 @@ class SpeechRules:
         min_confidence: a result below it is ``Invalid``.
         utterance_timeout: seconds from the start of speech to the recognizer's result, after
             which the attempt is ``Invalid``.
-        canonical: recognised text (normalised) to the phrase returned, so ``Speech.text``
-            is a choice as the flow wrote it.
+        closed: only the hints are answers: speech holding none of them is ``Invalid`` (``ask``);
+            otherwise it is returned as recognised.
     """
 
     hints: tuple[str, ...]
     keys: bool = True
     min_confidence: float = 0.0
     utterance_timeout: float = 10.0
-    canonical: Mapping[str, str] = attrs.field(factory=dict)
+    closed: bool = False
 
     def judge(self, result: SttResult | None) -> GatherResult:
+        """The attempt's outcome from the recognizer's final result: a hint found in the text
+        is returned as the flow wrote it (``"Sales."``, ``"sales please"`` → ``"sales"``)."""
         if result is None or not result.text.strip():
             return Invalid("")
         if result.confidence < self.min_confidence:
             return Invalid(result.text)
-        text = self.canonical.get(_normal(result.text), result.text)
-        return Speech(text, result.confidence)
+        phrase = _phrase_in(result.text, self.hints)
+        if phrase is None:
+            return Invalid(result.text) if self.closed else Speech(result.text, result.confidence)
+        return Speech(phrase, result.confidence)
 
 
 async def gather_once(
@@ -122,7 +144,9 @@ async def gather_once(
 
             nursery.start_soon(recognize)
             if prompt is not None and rules.barge_in:
-                trigger = BargeIn(keys=speech.keys, speech=True)
+                # the prompt's own triggers, and speech: the words that stop it are heard
+                keys = rules.barge_in.keys if speech.keys else False
+                trigger = BargeIn(keys=keys, speech=rules.barge_in.speech or True)
                 await call.say(prompt, barge_in=trigger)
             # The first key, or the start of speech, within ``timeout`` of the prompt's end.
             with trio.move_on_after(rules.timeout):

@@ -67,8 +67,9 @@ class SpeechDetector:
     Args:
         model: ``"webrtc"`` or ``"energy"``.
         sample_rate: Hz of the frames.
-        threshold_dbfs: the energy rule's level (and, for the model, a floor below which a
-            frame is never speech: line hiss the model might call voiced).
+        threshold_dbfs: the energy rule's level: a frame at or above it is voiced.
+        floor_dbfs: for the model, the level below which a frame is never speech (line hiss
+            the model might call voiced), and which saves running the model on silence.
         min_speech_s: the timing rule: speech for this long starts speech (seconds).
         hangover_s: the timing rule: silence for this long ends it (seconds).
         gap_s: unvoiced frames up to this long inside speech do not restart the count toward
@@ -85,6 +86,7 @@ class SpeechDetector:
         sample_rate: int,
         *,
         threshold_dbfs: float = -35.0,
+        floor_dbfs: float = -55.0,
         min_speech_s: float = 0.2,
         hangover_s: float = 0.8,
         gap_s: float = 0.06,
@@ -95,6 +97,7 @@ class SpeechDetector:
         self._model = WebRtcModel(sample_rate, aggressiveness) if model == "webrtc" else None
         self._rate = sample_rate
         self.threshold_dbfs = threshold_dbfs
+        self.floor_dbfs = floor_dbfs
         self.min_speech_s = min_speech_s
         self.hangover_s = hangover_s
         self.gap_s = gap_s
@@ -104,7 +107,9 @@ class SpeechDetector:
 
     def voiced(self, frame: npt.NDArray[np.int16]) -> bool:
         """Whether this one frame counts as speech."""
-        loud = frame_voiced_energy(frame, self.threshold_dbfs if self._model is None else -55.0)
+        loud = frame_voiced_energy(
+            frame, self.threshold_dbfs if self._model is None else self.floor_dbfs
+        )
         if self._model is None or not loud:
             return loud
         return self._model.voiced(frame)

@@ -21,7 +21,7 @@ from flows.bank import BANK, DEMO_PIN, PROMPTS, bank
 
 CALL_ID = "CA-bank-test"
 RECORD_BEEP = beep(0.25, freq_hz=1000, rate=8000)  # what record() plays before it listens
-VOICE = beep(1.0, freq_hz=700, rate=8000)  # loud enough for the VAD: stands in for speech
+VOICE = beep(1.0, freq_hz=300, rate=8000, level=0.5)  # either VAD takes it for speech
 
 
 @pytest.fixture
@@ -120,7 +120,7 @@ async def test_speech_during_the_welcome_stops_it(
     async with bank_call() as caller, trio.open_nursery() as nursery:
         await trio.sleep(0.3)
         spoke = trio.current_time()
-        nursery.start_soon(caller.speak, beep(0.5, freq_hz=700, rate=8000))
+        nursery.start_soon(caller.speak, beep(0.5, freq_hz=300, rate=8000, level=0.5))
         clear = await caller.wait_for(ClearAudio)
         # the VAD needs 0.2 s of speech (VadSettings.min_speech_s), on 20 ms frames
         assert 0.2 <= clear.time - spoke <= 0.25
@@ -178,7 +178,7 @@ async def test_speech_over_the_instructions_starts_recording_without_a_beep(
         await caller.press("2")
         await trio.sleep(1.0)  # the instructions are playing
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(caller.speak, beep(2.0, freq_hz=700, rate=8000))
+            nursery.start_soon(caller.speak, beep(2.0, freq_hz=300, rate=8000, level=0.5))
             await caller.wait_for(ClearAudio)
             assert caller.skip_heard() < BANK.message.duration_s
         await caller.hears(BANK.saved)  # no beep: recording began at once

@@ -37,28 +37,28 @@ def test_frame_levels() -> None:
 
 
 def test_speech_starts_after_min_speech_s_of_voiced_frames() -> None:
-    vad = Vad(VadSettings(threshold_dbfs=-35.0, min_speech_s=0.2))
+    vad = Vad(VadSettings(model="energy", gap_s=0.0, threshold_dbfs=-35.0, min_speech_s=0.2))
     # 9 voiced frames (0.18 s) are not enough; the 10th (0.2 s) starts speech
     assert feed(vad, [-90.0] * 5 + [-20.0] * 12) == [(14, "start")]
     assert vad.speaking
 
 
 def test_a_burst_shorter_than_min_speech_s_is_not_speech() -> None:
-    vad = Vad(VadSettings(min_speech_s=0.2))
+    vad = Vad(VadSettings(model="energy", gap_s=0.0, min_speech_s=0.2))
     # two 0.18 s bursts with one quiet frame between: the count starts again
     assert feed(vad, [-20.0] * 9 + [-90.0] + [-20.0] * 9 + [-90.0] * 10) == []
     assert not vad.speaking
 
 
 def test_the_threshold_is_inclusive_and_quieter_frames_are_unvoiced() -> None:
-    at = Vad(VadSettings(threshold_dbfs=-35.0, min_speech_s=0.04))
+    at = Vad(VadSettings(model="energy", gap_s=0.0, threshold_dbfs=-35.0, min_speech_s=0.04))
     assert feed(at, [-34.99, -34.99]) == [(1, "start")]
-    below = Vad(VadSettings(threshold_dbfs=-35.0, min_speech_s=0.04))
+    below = Vad(VadSettings(model="energy", gap_s=0.0, threshold_dbfs=-35.0, min_speech_s=0.04))
     assert feed(below, [-36.0] * 20) == []
 
 
 def test_speech_ends_after_hangover_s_of_unvoiced_frames() -> None:
-    vad = Vad(VadSettings(min_speech_s=0.1, hangover_s=0.3))
+    vad = Vad(VadSettings(model="energy", gap_s=0.0, min_speech_s=0.1, hangover_s=0.3))
     voice = [-20.0] * 10
     # a 0.28 s pause (14 frames) is within the hangover: still speaking
     changes = feed(vad, voice + [-90.0] * 14 + voice + [-90.0] * 15)
@@ -67,6 +67,6 @@ def test_speech_ends_after_hangover_s_of_unvoiced_frames() -> None:
 
 
 def test_it_counts_seconds_not_frames() -> None:
-    vad = Vad(VadSettings(min_speech_s=0.2))
+    vad = Vad(VadSettings(model="energy", gap_s=0.0, min_speech_s=0.2))
     wide = np.tile(frame(-20.0), 2)  # 40 ms frames at 8 kHz
     assert [vad.push(wide, RATE) for _ in range(5)] == [None, None, None, None, "start"]
