@@ -404,8 +404,9 @@ class Call(Player, Inbound):
         )
 
     async def wait_speech(self, *, vad: VadSettings | None = None) -> None:
-        """Return when the caller starts speaking (energy VAD: a level above
-        ``vad.threshold_dbfs`` held for ``vad.min_speech_s``, so a cough does not count).
+        """Return when the caller starts speaking (the VAD: frames WebRTC's model calls speech,
+        or with ``model="energy"`` a level above ``vad.threshold_dbfs``, for
+        ``vad.min_speech_s``, so a cough does not count).
         Bound it with ``trio.move_on_after``.
 
         Raises:

@@ -78,7 +78,7 @@ class BargeIn:
     Attributes:
         keys: DTMF keys that interrupt: ``True`` for any key, a string of keys (``"*#"``,
             upper-cased), or ``False`` for none.
-        speech: caller speech interrupts (energy VAD); ``True`` for the default
+        speech: caller speech interrupts (the VAD); ``True`` for the default
             :class:`VadSettings`, or settings of your own.
 
     Raises:

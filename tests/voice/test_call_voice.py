@@ -13,7 +13,15 @@ import trio.testing
 from callflow import Call, Digits, Format, Invalid, NoInput, Speech, flow
 from callflow.audio import Audio, encode_count
 from callflow.testing import FakePlivo
-from callflow.voice import Piper, Prompts, RenderCache, Text, TtsChoice, synthesis_count
+from callflow.voice import (
+    EspeakNg,
+    Piper,
+    Prompts,
+    RenderCache,
+    Text,
+    TtsChoice,
+    synthesis_count,
+)
 
 TEXT = Prompts(
     welcome="Welcome to Example Bank.",
@@ -203,3 +211,22 @@ async def test_barge_in_stops_the_synthesis(
         await caller.hung_up()
     assert outcome[0].interrupted_by == "5"
     assert outcome[1] is not None  # the synthesis program was killed and reaped
+
+
+async def test_text_synthesised_live_keeps_the_bounded_lead(
+    autojump_clock: trio.testing.MockClock, espeak: EspeakNg, tmp_path: Path
+) -> None:
+    from callflow import RuntimeConfig
+
+    config = RuntimeConfig(max_lead_s=2.0)
+    tts = TtsChoice(espeak, cache=RenderCache(tmp_path))  # espeak-ng: a live synthesis is quick
+
+    @flow("/lead", format=Format.MULAW_8K, tts=tts)
+    async def lead(call: Call) -> None:
+        await call.say(Text("Here is a long statement of your recent account activity. " * 6))
+
+    async with FakePlivo(lead, config=config) as caller:
+        await caller.hung_up()
+    assert caller.heard_s > 15.0
+    # never more queued at Plivo than the lead, plus the one chunk that may cross it
+    assert caller.max_queued_s <= 2.0 + 1.52
