@@ -174,3 +174,21 @@ async def test_a_killed_worker_loses_only_its_calls_and_is_restarted(served: Ser
             with trio.fail_after(10):
                 assert await caller.key("7") == str(caller.worker)
     assert served.log.count("died with status") == 1, served.log
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return any(line.startswith("State:") and "Z" in line for line in f)
+    except FileNotFoundError:
+        return True
+
+
+async def test_workers_drain_and_exit_when_the_supervisor_dies(served: Served) -> None:
+    pids = [h["pid"] for h in (await health_of_each(served.url)).values()]
+    os.kill(served.process.pid, signal.SIGKILL)
+    with trio.fail_after(10):
+        while True:  # polled: a process that is not our child has no event to wait on
+            if all(_gone(pid) for pid in pids):
+                break
+            await trio.sleep(0.1)
