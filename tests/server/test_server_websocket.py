@@ -255,3 +255,27 @@ async def test_drain_deadline_ends_calls(nursery: trio.Nursery) -> None:
 async def test_max_message_size_is_plivos() -> None:
     assert _app.MAX_MESSAGE_SIZE == 65536
     assert trio_websocket  # the client library the tests use
+
+
+async def test_a_stream_connection_during_the_drain_is_served(nursery: trio.Nursery) -> None:
+    # A call answered before the drain (or a reconnect of a live one) still gets its stream:
+    # the listener stays open while live calls drain.
+    scope, stopped = trio.CancelScope(), trio.Event()
+    info: ServerInfo = await nursery.start(
+        functools.partial(_serve_in_scope, scope, stopped, [echo], 10.0)
+    )
+    url = await answer(info, ANSWER)
+    other = await answer(info, {**ANSWER, "CallUUID": "call-2"})
+    async with plivo_socket(url) as ws:
+        await ws.send_message(start_message("call-1"))
+        assert sent_dtmf(await ws.get_message()) == "42"
+        scope.cancel()
+        await trio.sleep(0.05)
+        async with plivo_socket(other) as late:
+            await late.send_message(start_message("call-2"))
+            with trio.fail_after(5):
+                assert sent_dtmf(await late.get_message()) == "42"
+            await late.send_message(dtmf_message("#"))
+        await ws.send_message(dtmf_message("#"))
+        with trio.fail_after(5):
+            await stopped.wait()
