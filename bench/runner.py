@@ -66,6 +66,9 @@ class Server:
         path: the stream WebSocket's path.
         mode: ``ivr`` (the caller presses keys) or ``bare`` (media only).
         call_query: each stream URL names its call (``?CallUUID=…``).
+        root: the source tree it runs from (its working directory and ``PYTHONPATH``);
+            ``None`` for this checkout. A reference server (``--reference REV``) runs
+            from a worktree of that commit.
     """
 
     key: str
@@ -74,6 +77,7 @@ class Server:
     path: str
     mode: str
     call_query: bool = False
+    root: Path | None = None
 
 
 PY = sys.executable
@@ -197,12 +201,13 @@ def _pin(cpu: int) -> None:
 @contextlib.contextmanager
 def _server(server: Server, settings: Settings, log_path: Path) -> Iterator[tuple[int, int]]:
     """Start ``server``; yield (pid, port); always stop it (SIGINT, then SIGKILL)."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    root = server.root or ROOT
+    env = dict(os.environ, PYTHONPATH=str(root), PYTHONUNBUFFERED="1")
     env.pop("PLIVO_AUTH_TOKEN", None)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             server.argv,
-            cwd=ROOT,
+            cwd=root,
             env=env,
             stdout=subprocess.PIPE,
             stderr=log,
@@ -317,6 +322,41 @@ def _generator_argv(kind: str) -> list[str]:
     if kind == "node":
         return ["node", str(ROOT / "bench" / "node" / "loadgen.mjs")]
     return [PY, "-m", "bench.loadgen"]
+
+
+def add_reference(rev: str) -> str:
+    """Add ``callflow serve`` at commit ``rev`` as the server ``callflow@REV`` (a detached git
+    worktree under ``bench/results/``, made once and reused), so this checkout and a reference
+    run side by side in one bench run. Returns the server's key.
+
+    Raises:
+        subprocess.CalledProcessError: ``rev`` is not a commit of this repository.
+    """
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", f"{rev}^{{commit}}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    tree = RESULTS / f"ref-{commit}"
+    if not (tree / "callflow").is_dir():
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", "--force", str(tree), commit],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+    key = f"callflow@{commit}"
+    base = SERVERS["callflow"]
+    SERVERS[key] = attrs.evolve(base, key=key, label=f"callflow serve @{commit}", root=tree)
+    RATIOS_EXTRA.append(("callflow", key))
+    return key
+
+
+RATIOS_EXTRA: list[tuple[str, str]] = []
+"""Ratio columns added at run time (this checkout ÷ a ``--reference``)."""
 
 
 def write_prompts() -> Path:
@@ -587,7 +627,7 @@ RATIOS: tuple[tuple[str, str], ...] = (
 
 
 def _ratio_pairs(order: Sequence[str]) -> list[tuple[str, str]]:
-    return [(a, b) for a, b in RATIOS if a in order and b in order]
+    return [(a, b) for a, b in (*RATIOS, *RATIOS_EXTRA) if a in order and b in order]
 
 
 def build_table(results: dict[str, Any], order: Sequence[str]) -> dict[str, Any]:
@@ -718,6 +758,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-pin", action="store_true", help="do not pin server/generator to CPUs")
     p.add_argument(
+        "--reference",
+        default="",
+        metavar="REV",
+        help="also run callflow serve at commit REV, side by side (e.g. the last release)",
+    )
+    p.add_argument(
         "--generator",
         choices=["node", "python"],
         default="node",
@@ -735,6 +781,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     order = [s.strip() for s in args.servers.split(",") if s.strip()]
+    if args.reference:
+        order.insert(order.index("callflow") + 1 if "callflow" in order else 0, "")
+        order[order.index("")] = add_reference(args.reference)
     for name in order:
         if name not in SERVERS:
             print(f"unknown server {name!r}", file=sys.stderr)
