@@ -184,8 +184,29 @@ def test_a_stream_dropped_mid_prompt_resumes_its_flow_through_haproxy(
     assert metric_now(host, "callflow_detaches_total", flow="/lb/resume") == 1
     assert metric_now(host, "callflow_reconnects_total", flow="/lb/resume") == 1
     assert metric_now(host, "callflow_reattaches_total", flow="/lb/resume") == 1
+    assert metric_now(host, "callflow_detach_gap_seconds_count", flow="/lb/resume") == 1
     assert metric_now(host, "callflow_calls_total", flow="/lb/resume", outcome="completed") == 1
     assert metric_now(host, "callflow_calls_total", flow="/lb/resume") == 1
     messages = [str(e["message"]) for e in host.log_entries() if e.get("call_id") == call_id]
     assert len([m for m in messages if " detached: " in m]) == 1
     assert len([m for m in messages if " re-attached after " in m]) == 1
+
+
+def test_a_dropped_stream_with_no_retry_ends_after_the_window(
+    haproxy: HAProxy, hosts: list[Host]
+) -> None:
+    call_id = str(uuid.uuid4())
+    url = answer(f"{haproxy.url}/lb/resume", call_id)
+    with RawStream(url, call_id) as stream:
+        drop_after_first_checkpoint(stream)
+    (host,) = [h for h in hosts if call_id in h.call_ids()]
+    deadline = time.monotonic() + 30  # the reconnect window (10 s by default) and then some
+    while metric_now(host, "callflow_detaches_expired_total", flow="/lb/resume") < 1:
+        assert time.monotonic() < deadline, "the detached call never expired"
+        time.sleep(0.2)
+    assert metric_now(host, "callflow_detaches_total", flow="/lb/resume") == 1
+    assert metric_now(host, "callflow_reattaches_total", flow="/lb/resume") == 0
+    while metric_now(host, "callflow_calls_active", flow="/lb/resume") > 0:
+        assert time.monotonic() < deadline, "the call never ended"
+        time.sleep(0.2)
+    assert metric_now(host, "callflow_calls_total", flow="/lb/resume", outcome="completed") == 0
