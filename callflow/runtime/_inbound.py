@@ -5,7 +5,6 @@ status callbacks and machine detection. The reader's dispatch (``_session.py``) 
 from __future__ import annotations
 
 import base64
-import collections
 import contextlib
 import logging
 
@@ -28,6 +27,10 @@ from callflow.runtime._state import CallState
 log = logging.getLogger("callflow.call")
 
 
+_MAX_STATUS = 256
+"""Status callbacks kept for ``wait_status`` (the oldest is dropped beyond this)."""
+
+
 class Inbound(CallState):
     """The inbound part of a :class:`~callflow.runtime.Call` (module docstring)."""
 
@@ -35,12 +38,12 @@ class Inbound(CallState):
         super().__init__(info, config)
         self._machine: MachineDetection | None = None
         self._machine_arrived = trio.Event()
-        self._dtmf: collections.deque[str] = collections.deque()
+        self._dtmf: list[str] = []  # (a deque's empty block is ~760 bytes a call)
         self._dtmf_arrived = trio.Event()
         self._uninterruptible_keys: KeyPolicy = self._config.uninterruptible_keys
         self._finish_key: tuple[str, float] | None = None  # (key, until): see _take_finish_key
         self._listeners: set[InboundAudio] = set()
-        self._status: collections.deque[StatusEvent] = collections.deque(maxlen=256)
+        self._status: list[StatusEvent] = []  # the latest _MAX_STATUS
         self._status_arrived = trio.Event()
         self.frames_received = 0
         """Inbound media frames seen (decoded or not)."""
@@ -60,7 +63,7 @@ class Inbound(CallState):
             self._raise_if_ended()
             self._dtmf_arrived = trio.Event()
             await self._dtmf_arrived.wait()
-        return self._dtmf.popleft()
+        return self._dtmf.pop(0)
 
     @property
     def uninterruptible_keys(self) -> KeyPolicy:
@@ -139,7 +142,7 @@ class Inbound(CallState):
         self._finish_key = None
         if self._dtmf:
             if self._dtmf[0] == key:
-                self._dtmf.popleft()
+                self._dtmf.pop(0)
             return
         self._finish_key = (key, trio.current_time() + within_s)
 
@@ -191,7 +194,7 @@ class Inbound(CallState):
             if len(self._dtmf) >= self._config.dtmf_buffer:
                 # The key itself is not logged: it may belong to a PIN a later
                 # ``gather(sensitive=True)`` would have kept out of every log line.
-                self._dtmf.popleft()
+                self._dtmf.pop(0)
                 log.warning(
                     "call=%s type-ahead buffer full (%d keys); dropped the oldest key",
                     self.call_id,
@@ -209,6 +212,8 @@ class Inbound(CallState):
 
     def _on_status(self, status: StatusEvent) -> None:
         self._status.append(status)
+        if len(self._status) > _MAX_STATUS:
+            del self._status[0]
         self._status_arrived.set()
 
     def _on_end(self) -> None:

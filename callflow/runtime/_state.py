@@ -11,7 +11,6 @@ the writer lock). Each part keeps its own state and wakes its own waiters when t
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Awaitable, Callable
 
 import numpy as np
@@ -31,7 +30,7 @@ class CallState:
     _write: Callable[[str], Awaitable[None]]
     """Send one message to Plivo through the call's one writer (``_attach.Line.write``)."""
 
-    _dtmf: collections.deque[str]
+    _dtmf: list[str]
     """The type-ahead keys, oldest first (``_inbound.Inbound``)."""
 
     def __init__(self, info: CallInfo, config: RuntimeConfig | None) -> None:

@@ -179,6 +179,12 @@ class HttpConnection:
         if initial:
             self._h11.receive_data(initial)
 
+    def upgraded(self) -> None:
+        """The connection is a WebSocket now: drop the HTTP parser and the request's bytes
+        (~3 KB a call); from here only ``stream`` and ``client`` may be used."""
+        del self._h11
+        self._request_bytes = bytearray()
+
     @property
     def request_bytes(self) -> bytes:
         """Every byte received since the current request began (its head and anything after)."""

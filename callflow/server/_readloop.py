@@ -159,7 +159,7 @@ class ParkedReader(FrameCodec):
             quiet = self._receive_fast(data)
             messages = self._messages
             while messages:
-                if dispatch(messages.popleft()):
+                if dispatch(messages.pop(0)):
                     if not quiet:
                         self._handoff = PROTOCOL
                     self._wake(outcome.Value(True))

@@ -215,6 +215,7 @@ class Streams:
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(conn.stream)
             return
+        conn.upgraded()
         live.transport = transport
         log.info(
             "%s ws %s from %s: stream accepted for flow %s",

@@ -163,12 +163,12 @@ class FastWebSocketTransport(ParkedReader):
         messages = self._messages
         if messages:
             await trio.lowlevel.checkpoint_if_cancelled()
-            return messages.popleft()
+            return messages.pop(0)
         while not messages:  # a read is a checkpoint of its own
             if self._closed is not None:
                 raise TransportClosed(self._closed.code, self._closed.reason)
             await self._read_once()
-        return messages.popleft()
+        return messages.pop(0)
 
     async def receive_until(self, dispatch: Dispatch) -> None:
         """Hand each message to ``dispatch`` until it returns True (the runtime's
@@ -186,7 +186,7 @@ class FastWebSocketTransport(ParkedReader):
         messages = self._messages
         while True:
             while messages:
-                if dispatch(messages.popleft()):
+                if dispatch(messages.pop(0)):
                     return
             if self._closed is not None:
                 raise TransportClosed(self._closed.code, self._closed.reason)

@@ -21,7 +21,6 @@ decoded as UTF-8 with ``errors="replace"``.
 
 from __future__ import annotations
 
-import collections
 import logging
 from typing import cast
 
@@ -59,7 +58,7 @@ class FrameCodec:
         """The upgrade request (path, headers)."""
         self.name = name
         """How log lines name this connection (``call=<CallUUID>``)."""
-        self._messages: collections.deque[str] = collections.deque()
+        self._messages: list[str] = []  # (an empty deque's block is ~760 bytes a call)
         self._fragments: list[bytes] = []
         self._fragment_op = _TEXT
         self._out: list[bytes] = []

@@ -12,6 +12,7 @@ import logging
 import trio
 from websockets.frames import Frame
 from websockets.http11 import Request
+from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 __all__ = ["HandshakeFailed", "handshake"]
@@ -92,6 +93,11 @@ async def handshake(
             f"upgrade refused with HTTP {response.status_code}: {proto.handshake_exc}",
             response.status_code,
         )
+    if not early and not proto.reader.buffer:
+        # Open, with no frame bytes of its own yet: a fresh protocol in the OPEN state is the
+        # same from here on (no extensions or subprotocols are negotiated) and does not keep
+        # what the handshake left (request, response, parser state): ~2.8 KB less per call.
+        proto = ServerProtocol(state=State.OPEN, max_size=max_message_size, logger=_QUIET)
     return proto, request, early
 
 
