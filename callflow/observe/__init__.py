@@ -4,6 +4,7 @@ The bottom layer (imports only ``prometheus_client`` and the standard library); 
 and the server import it, never the reverse.
 """
 
+from callflow.observe._gcpause import flush_gc, watch_gc
 from callflow.observe._logjson import (
     CALL_CONTEXT,
     CallLogContext,
@@ -46,8 +47,10 @@ __all__ = [
     "WarningLimiter",
     "bind_call",
     "escape",
+    "flush_gc",
     "mark_worker_dead",
     "multiprocess_dir",
     "quote",
     "render",
+    "watch_gc",
 ]

@@ -47,6 +47,7 @@ MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 # WebSocket (typically 0.3-2 s).
 _FAST_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _START_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_GC_BUCKETS: Final = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 _ROUND_TRIP_BUCKETS: Final = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -223,6 +224,17 @@ class Metrics:
             registry=r,
         )
 
+        # --- the process -------------------------------------------------------------------
+        #: Pauses of the cycle collector (the event loop waits them out), by generation
+        #: ("0", "1", "2"); timed by :func:`callflow.observe.watch_gc`.
+        self.gc_pause_seconds = Histogram(
+            "callflow_gc_pause_seconds",
+            "Cycle collector pauses, by generation.",
+            ["generation"],
+            registry=r,
+            buckets=_GC_BUCKETS,
+        )
+
     def for_flow(self, flow: str) -> FlowMetrics:
         """The per-flow children of the flow-labelled metrics, made once per flow path."""
         bound = self._flows.get(flow)
@@ -283,6 +295,9 @@ def render(metrics: Metrics = METRICS) -> tuple[bytes, str]:
     In multiprocess mode (``PROMETHEUS_MULTIPROC_DIR`` set) the values of every worker are
     read from that folder and summed; otherwise ``metrics``' own registry is written.
     """
+    from callflow.observe._gcpause import flush_gc  # (it imports this module)
+
+    flush_gc()
     if multiprocess_dir() is not None and metrics is METRICS:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

@@ -25,6 +25,7 @@ import attrs
 import trio
 
 from callflow._flow import Flow
+from callflow.observe import watch_gc
 from callflow.runtime import LiveCalls, PlivoRest, RuntimeConfig
 from callflow.server._drain import HARD_DEADLINE, Drain, DrainAnswer
 from callflow.server._front import Front
@@ -266,6 +267,7 @@ async def serve_listeners(
     worker owns are handed to it through the Unix sockets in ``handoff_folder``
     (:mod:`callflow.server._handoff`)."""
     drain = drain if drain is not None else Drain()
+    watch_gc()  # callflow_gc_pause_seconds
     server: _Server | None = None
     try:
         server = _Server(

@@ -38,7 +38,7 @@ import types
 import trio
 
 from callflow._flow import Flow
-from callflow.observe import METRICS, Metrics, escape
+from callflow.observe import METRICS, Metrics, escape, flush_gc
 from callflow.runtime import Call
 
 __all__ = [
@@ -106,6 +106,7 @@ class LoopWatchdog:
             task_status.started()
             while True:
                 self._beat = time.monotonic()
+                flush_gc()  # the collector's pauses into their histogram (callflow.observe)
                 await trio.sleep(self.heartbeat)
         finally:
             self._stop.set()

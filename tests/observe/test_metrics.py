@@ -34,6 +34,7 @@ EXPECTED = {
     "callflow_event_loop_stalls": "counter",
     "callflow_messages_dropped": "counter",
     "callflow_liveness_timeouts": "counter",
+    "callflow_gc_pause_seconds": "histogram",
 }
 
 
