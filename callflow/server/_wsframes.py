@@ -54,8 +54,9 @@ class FrameCodec:
         self, protocol: ServerProtocol, request: Request, *, max_message_size: int, name: str
     ) -> None:
         self._proto = protocol
-        self.request = request
-        """The upgrade request (path, headers)."""
+        self.path = request.path
+        """The upgrade request's path and query (the stream token: never log the query). Not
+        the request itself: its headers are ~2.7 KB a call, unused once the socket is open."""
         self.name = name
         """How log lines name this connection (``call=<CallUUID>``)."""
         self._messages: list[str] = []  # (an empty deque's block is ~760 bytes a call)
@@ -190,7 +191,7 @@ class FrameCodec:
             log.warning(
                 "%s ws %s: binary frame of %d bytes (Plivo sends text only); decoded as UTF-8",
                 self.name,
-                self.request.path.partition("?")[0],  # never the stream token
+                self.path.partition("?")[0],  # never the stream token
                 len(data),
             )
         return data.decode("utf-8", errors="replace")

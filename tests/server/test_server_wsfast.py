@@ -532,7 +532,7 @@ async def test_a_binary_frame_is_logged_with_the_call_and_without_the_token(
     peer: Peer, caplog: pytest.LogCaptureFixture
 ) -> None:
     peer.transport.name = "call=bin-call"
-    peer.transport.request.path = "/s/stream?t=SECRET-TOKEN"
+    peer.transport.path = "/s/stream?t=SECRET-TOKEN"
     await peer.send(lambda proto: proto.send_binary(b'{"event":"x"}'))
     assert peer.received == ['{"event":"x"}']
     (line,) = [r.getMessage() for r in caplog.records if "binary frame" in r.getMessage()]
