@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import trio
 
@@ -105,10 +105,22 @@ class Line:
     async def _send(self, current: Attachment, message: str) -> bool:
         """Send on ``current``; False when its link was lost (the call is detached)."""
         call = self._call
+        transport = current.transport
+        # A transport with send_nowait (the server's WebSocket) writes at once what the socket
+        # takes, with no timeout scope: a deadline scope stays alive in trio's deadline heap
+        # until it is pruned, and one per message kept thousands alive through the
+        # collector's generations (docs/performance.md, 2026-12-06).
+        nowait = getattr(transport, "send_nowait", None)
+        sent = nowait(message) if nowait is not None else None
+        if sent is True:
+            return self._current is current
         with trio.CancelScope(shield=True) as shield:
             shield.relative_deadline = self._config.write_timeout_s
             try:
-                await current.transport.send(message)
+                if sent is None:
+                    await transport.send(message)
+                else:  # the socket took part of it: the rest is queued
+                    await cast(Any, transport).flush()
             except TransportClosed as exc:
                 # The call was not ended (checked before), so callflow did not close the
                 # stream: Plivo's side did, and the reader has not seen it yet. Same as the

@@ -210,6 +210,44 @@ class FastWebSocketTransport(ParkedReader):
         self._queue(proto.data_to_send())
         await self._flush()
 
+    def send_nowait(self, message: str) -> bool | None:
+        """Write one text frame straight to the socket, never waiting: True when the socket
+        took all of it; False when it took part, the rest queued for :meth:`flush`; ``None``
+        (nothing done) when it cannot go now (a write under way or queued, not a plain socket,
+        the connection closed or closing): then use :meth:`send`.
+
+        The runtime's writer tries this first, so the common write needs no timeout scope (a
+        deadline scope stays in trio's deadline heap, alive, long after it exits).
+        """
+        proto = self._proto
+        if (
+            self._closed is not None
+            or self._writing
+            or self._out
+            or self._fd < 0
+            or proto.state is not _OPEN
+        ):
+            return None
+        proto.send_text(message.encode())
+        chunks = proto.data_to_send()
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        try:
+            sent = os.write(self._fd, data)
+        except OSError:  # full, or broken: the flush waits or reports it
+            sent = 0
+        if sent == len(data):
+            return True
+        self._queue([data[sent:]])
+        return False
+
+    async def flush(self) -> None:
+        """Write what :meth:`send_nowait` left queued (see :meth:`send` for the waiting).
+
+        Raises:
+            TransportClosed: the connection was lost while writing.
+        """
+        await self._flush()
+
     @property
     def pongs(self) -> int:
         """Pong frames received so far (any payload; RFC 6455 §5.5.3 allows unsolicited ones)."""

@@ -539,3 +539,29 @@ async def test_a_binary_frame_is_logged_with_the_call_and_without_the_token(
     assert "call=bin-call" in line
     assert "/s/stream" in line
     assert "SECRET" not in line
+
+
+async def test_send_nowait_writes_what_the_socket_takes_and_queues_the_rest(
+    stack: contextlib.AsyncExitStack, nursery: trio.Nursery
+) -> None:
+    line = await _line(None, stack)
+    transport = line.transport
+    assert transport.send_nowait("first") is True
+    assert await line.frames(Opcode.TEXT, 1) == [b"first"]
+    # nobody reads: the socket's buffer fills, and what it does not take waits for flush()
+    results = [transport.send_nowait("x" * 60_000) for _ in range(64)]
+    assert False in results
+    assert transport.send_nowait("behind the queue") is None  # queued bytes go first
+    received: list[bytes] = []
+
+    async def read_all() -> None:
+        received.extend(await line.frames(Opcode.TEXT, results.index(False) + 1))
+
+    nursery.start_soon(read_all)
+    with trio.fail_after(5):
+        await transport.flush()
+    await trio.testing.wait_all_tasks_blocked()
+    assert len(received) == results.index(False) + 1
+    assert all(frame == b"x" * 60_000 for frame in received)
+    await transport.aclose()
+    assert transport.send_nowait("after close") is None
