@@ -80,6 +80,23 @@ class Webhooks:
         form = request.form_params() if request.method == "POST" else []
         return form, {**dict(query), **dict(form)}
 
+    def _callback(
+        self, request: Request, flow: Flow, kind: str, what: str
+    ) -> tuple[str, dict[str, str]]:
+        """A call's callback (``kind`` ``status`` or ``machine``): its params, signature and
+        nonce checked, and its ``CallUUID``, which this request's log lines then carry.
+
+        Raises:
+            HttpError: 403 as :meth:`_check_signature`; 400 without ``CallUUID``.
+        """
+        signed, params = self._params(request)
+        bind_call(call_id=params.get("CallUUID"), flow=flow.path)  # for this request's lines
+        self._check_signature(request, signed, params, kind)
+        call_uuid = params.get("CallUUID")
+        if not call_uuid:
+            raise HttpError(400, f"{call_label(None)} {what}: field CallUUID missing")
+        return call_uuid, params
+
     def _check_signature(
         self,
         request: Request,
@@ -231,12 +248,7 @@ class Webhooks:
         Raises:
             HttpError: 403 for a bad signature or a replayed nonce, 400 without ``CallUUID``.
         """
-        signed, params = self._params(request)
-        bind_call(call_id=params.get("CallUUID"), flow=flow.path)  # for this request's lines
-        self._check_signature(request, signed, params, "status")
-        call_uuid = params.get("CallUUID")
-        if not call_uuid:
-            raise HttpError(400, f"{call_label(None)} status callback: field CallUUID missing")
+        call_uuid, params = self._callback(request, flow, "status", "status callback")
         extra = "".join(
             f" {key}={escape(params[key])}" for key in ("StatusReason", "Error") if params.get(key)
         )
@@ -260,12 +272,7 @@ class Webhooks:
         Raises:
             HttpError: 403 for a bad signature or a replayed nonce, 400 without ``CallUUID``.
         """
-        signed, params = self._params(request)
-        bind_call(call_id=params.get("CallUUID"), flow=flow.path)  # for this request's lines
-        self._check_signature(request, signed, params, "machine")
-        call_uuid = params.get("CallUUID")
-        if not call_uuid:
-            raise HttpError(400, f"{call_label(None)} machine detection: field CallUUID missing")
+        call_uuid, params = self._callback(request, flow, "machine", "machine detection")
         log.info(
             "%s machine detection Machine=%s (flow %s)",
             call_label(call_uuid),

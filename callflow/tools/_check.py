@@ -28,7 +28,15 @@ from pathlib import Path
 import attrs
 
 from callflow.protocol import Format
-from callflow.tools._source import Module, calls, flow_files, keyword, label, parse_module
+from callflow.tools._source import (
+    Module,
+    calls,
+    flow_files,
+    keyword,
+    label,
+    module_value,
+    parse_module,
+)
 
 DTMF_KEYS = frozenset("0123456789*#ABCDabcd")
 SENSITIVE_WORDS = re.compile(r"pin|card|cvv|cvc|ssn|passw|passcode|secret", re.IGNORECASE)
@@ -211,7 +219,7 @@ def _menus(module: Module) -> list[Finding]:
     for call in calls(module.tree, "menu"):
         choices = call.args[1] if len(call.args) > 1 else keyword(call, "choices")
         if isinstance(choices, ast.Name):
-            choices = _module_value(module, choices.id)
+            choices = module_value(module, choices.id)
         if not isinstance(choices, ast.Dict):
             continue
         seen: set[str] = set()
@@ -235,18 +243,6 @@ def _menus(module: Module) -> list[Finding]:
                 )
             seen.add(text.upper())
     return out
-
-
-def _module_value(module: Module, name: str) -> ast.expr | None:
-    for node in module.tree.body:
-        if (
-            isinstance(node, ast.Assign)
-            and len(node.targets) == 1
-            and isinstance(node.targets[0], ast.Name)
-            and node.targets[0].id == name
-        ):
-            return node.value
-    return None
 
 
 def wav_header(path: Path) -> tuple[int, int, int, int] | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from callflow.tools._source import Module, flow_files, keyword, label, parse_module
+from callflow.tools._source import Module, flow_files, keyword, label, module_value, parse_module
 
 STEPS = ("say", "play", "gather", "menu", "record", "transfer", "hangup")
 
@@ -70,7 +70,7 @@ class _Graph:
                 self.edges.append((here, note, "no key / wrong key"))
             choices = call.args[1] if len(call.args) > 1 else keyword(call, "choices")
             if isinstance(choices, ast.Name):
-                choices = _module_value(module, choices.id)
+                choices = module_value(module, choices.id)
             if isinstance(choices, ast.Dict):
                 for key, value in zip(choices.keys, choices.values, strict=True):
                     target = self.node(label(value))
@@ -133,15 +133,3 @@ def _step_calls(function: ast.AST) -> list[ast.Call]:
 
     visit(function)
     return sorted(out, key=lambda c: (c.lineno, c.col_offset))
-
-
-def _module_value(module: Module, name: str) -> ast.expr | None:
-    for node in module.tree.body:
-        if (
-            isinstance(node, ast.Assign)
-            and len(node.targets) == 1
-            and isinstance(node.targets[0], ast.Name)
-            and node.targets[0].id == name
-        ):
-            return node.value
-    return None

@@ -109,3 +109,16 @@ def label(node: ast.expr | None) -> str:
         return ""
     text = ast.unparse(node)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def module_value(module: Module, name: str) -> ast.expr | None:
+    """The value of the first module-level ``name = …`` assignment, or None."""
+    for node in module.tree.body:
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id == name
+        ):
+            return node.value
+    return None
