@@ -401,7 +401,7 @@ def _dispatcher(
             )
         elif type(event) is Start:
             metrics.protocol_error("second_start")
-            log.warning("call=%s second start event; ignored", call_id)
+            _warnings.OUT_OF_ORDER.warning(key, "second start event; ignored")
         return False
 
     return dispatch, lambda: stop_seen

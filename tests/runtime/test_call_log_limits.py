@@ -14,6 +14,7 @@ import trio.testing
 
 from callflow import Call, Format, flow
 from callflow.observe import MAX_LINE_CHARS
+from callflow.protocol import ExtraHeaders, Start, encode_event
 from callflow.testing import FakePlivo
 
 
@@ -90,6 +91,33 @@ async def test_an_unknown_event_name_is_cut_and_repeats_are_summed_up(
     assert len(lines) == 11
     assert max(map(len, lines)) < 300
     assert "call=odd-call … 9 990 more unknown events on this call in" in lines[-1]
+
+
+async def test_repeated_start_events_are_summed_up(
+    autojump_clock: trio.testing.MockClock, log_text: io.StringIO
+) -> None:
+    again = encode_event(
+        Start(
+            sequence_number=2,
+            call_id="twice-call",
+            stream_id="s",
+            account_id="MA",
+            tracks=("inbound",),
+            encoding="audio/x-mulaw",
+            sample_rate=8000,
+            extra_headers=ExtraHeaders.parse("{}"),
+        )
+    )
+    async with FakePlivo(waits, call_id="twice-call", send_media=False) as caller:
+        for _ in range(10_000):
+            await caller.send_raw(again)
+        await caller.press("1")
+        await caller.hung_up()
+    lines = [line for line in log_text.getvalue().splitlines() if "start event" in line]
+    assert len(lines) == 10
+    summary = [line for line in log_text.getvalue().splitlines() if "out-of-order" in line]
+    assert len(summary) == 1
+    assert "call=twice-call … 9 990 more out-of-order events on this call in" in summary[0]
 
 
 @flow("/pin", format=Format.MULAW_8K)
