@@ -16,7 +16,11 @@ asyncio's debug mode (``slow_callback_duration``) and gevent's monitor thread
   locals), logs one warning and counts it in ``callflow_event_loop_stalls_total``. One stall
   is logged once however long it lasts; the next beat ends it. The warning is one line, the
   stack in it innermost first (``file:line in function: source | …``), bounded to fit
-  ``callflow.observe.MAX_LINE_CHARS``.
+  ``callflow.observe.MAX_LINE_CHARS``. At most :data:`MAX_REPORTS` stalls a minute are
+  written (a process whose CPU is saturated stalls again and again, and its log should not
+  drown); the rest are counted (``callflow_event_loop_stalls_total`` counts every stall,
+  ``callflow_log_lines_suppressed_total{kind="loop_stall"}`` those not written) and summed up
+  in one line at the next stall written.
 
 The thread only reads: it never touches trio or a call. If the watchdog thread itself woke
 late (a C extension kept the GIL, or the host did not schedule the process), the line says
@@ -45,7 +49,9 @@ __all__ = [
     "DEFAULT_HEARTBEAT",
     "DEFAULT_STALL_THRESHOLD",
     "MAX_FRAME_CHARS",
+    "MAX_REPORTS",
     "MAX_STACK_FRAMES",
+    "REPORT_WINDOW",
     "LoopWatchdog",
 ]
 
@@ -65,6 +71,12 @@ MAX_STACK_FRAMES = 8
 
 MAX_FRAME_CHARS = 120
 """Most characters of one frame (``file:line in function: source``) in that line."""
+
+MAX_REPORTS = 5
+"""Stalls written per :data:`REPORT_WINDOW`; the rest are counted and summed up."""
+
+REPORT_WINDOW = 60.0
+"""Seconds of the window :data:`MAX_REPORTS` counts in."""
 
 
 class LoopWatchdog:
@@ -91,6 +103,10 @@ class LoopWatchdog:
         self.stalls = 0
         """Stalls seen so far."""
         self._metrics = metrics
+        self._suppressed = metrics.log_lines_suppressed_total.labels(kind="loop_stall")
+        self._window_start = -REPORT_WINDOW
+        self._reported = 0
+        self._held_back = 0
         self._beat = time.monotonic()
         self._loop_thread = 0
         self._stop = threading.Event()
@@ -134,6 +150,20 @@ class LoopWatchdog:
     def _report(self, held: float, late: float) -> None:
         self.stalls += 1
         self._metrics.event_loop_stalls_total.inc()
+        now = time.monotonic()
+        if now - self._window_start >= REPORT_WINDOW:
+            if self._held_back:
+                log.warning(
+                    "… %d more event-loop stalls in %.0f s (not logged one by one)",
+                    self._held_back,
+                    now - self._window_start,
+                )
+            self._window_start, self._reported, self._held_back = now, 0, 0
+        if self._reported >= MAX_REPORTS:
+            self._held_back += 1
+            self._suppressed.inc()
+            return
+        self._reported += 1
         frame = sys._current_frames().get(self._loop_thread)
         flow, call = _whose(frame)
         note = (

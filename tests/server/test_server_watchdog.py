@@ -16,7 +16,7 @@ from serverkit import StartServer, plivo_socket, sent_dtmf, start_message
 
 from callflow import Call, Format, flow
 from callflow.observe import MAX_LINE_CHARS, METRICS, Metrics
-from callflow.server._watchdog import LoopWatchdog
+from callflow.server._watchdog import MAX_REPORTS, LoopWatchdog
 
 WATCHDOG = "callflow.server.watchdog"
 
@@ -51,6 +51,24 @@ async def test_one_line_per_stall_with_the_stack_and_a_count(
         assert "trio.to_thread.run_sync" in text
         assert text.startswith("call=- flow=- event loop held for ")  # no call on this stack
         assert "\n" not in text
+
+
+async def test_a_loop_that_stalls_again_and_again_writes_a_bounded_log(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    metrics = Metrics()
+    watchdog = LoopWatchdog(threshold=0.05, heartbeat=0.01, metrics=metrics)
+    await nursery.start(watchdog.run)
+    for _ in range(MAX_REPORTS + 4):
+        _hold_the_loop(0.2)  # four thresholds each: every hold is a stall of its own
+        await trio.sleep(0.05)
+    assert watchdog.stalls == MAX_REPORTS + 4
+    assert metrics.registry.get_sample_value("callflow_event_loop_stalls_total") == MAX_REPORTS + 4
+    assert len(_stalls(caplog)) == MAX_REPORTS
+    suppressed = metrics.registry.get_sample_value(
+        "callflow_log_lines_suppressed_total", {"kind": "loop_stall"}
+    )
+    assert suppressed == 4
 
 
 async def test_a_loop_that_keeps_running_is_not_reported(
