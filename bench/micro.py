@@ -230,7 +230,7 @@ def media_fast_path(scale: int) -> dict[str, float]:
     with no listener (counted only) and with one ``listen()`` (parsed and decoded)."""
     from callflow.observe import METRICS
     from callflow.runtime import Call, CallInfo, memory_transport_pair
-    from callflow.runtime._session import _dispatcher
+    from callflow.runtime._dispatch import dispatcher
 
     results: dict[str, float] = {}
 
@@ -245,7 +245,7 @@ def media_fast_path(scale: int) -> dict[str, float]:
             extra_headers=ExtraHeaders.parse("{}"),
         )
         call = Call(info, server_side)
-        dispatch, _ = _dispatcher(call, METRICS.for_flow("/bench"))
+        dispatch, _ = dispatcher(call, METRICS.for_flow("/bench"))
         text = _media_message()
         results["no_listener_us"] = round(best_us(lambda: dispatch(text), 5000 * scale), 2)
         listener = call.listen(max_frames=10)

@@ -12,10 +12,12 @@ from callflow.observe._logjson import (
     bind_call,
 )
 from callflow.observe._logsafe import (
+    MAX_CALL_ID_CHARS,
     MAX_ESCAPED_CHARS,
     MAX_LINE_CHARS,
     MAX_VALUE_CHARS,
     WarningLimiter,
+    call_label,
     escape,
     quote,
 )
@@ -33,6 +35,7 @@ from callflow.observe._metrics import (
 
 __all__ = [
     "CALL_CONTEXT",
+    "MAX_CALL_ID_CHARS",
     "MAX_ESCAPED_CHARS",
     "MAX_LINE_CHARS",
     "MAX_VALUE_CHARS",
@@ -46,6 +49,7 @@ __all__ = [
     "Metrics",
     "WarningLimiter",
     "bind_call",
+    "call_label",
     "escape",
     "flush_gc",
     "mark_worker_dead",

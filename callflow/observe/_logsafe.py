@@ -88,6 +88,16 @@ def escape(value: object, limit: int = MAX_VALUE_CHARS) -> str:
     return out
 
 
+MAX_CALL_ID_CHARS = 64
+"""Most characters of a call id shown in ``call=…`` (Plivo's CallUUIDs have 36)."""
+
+
+def call_label(call_id: str | None) -> str:
+    """``call=<CallUUID>`` (or ``call=-``), how every log line about a call starts: the id
+    escaped and cut to :data:`MAX_CALL_ID_CHARS` (it comes from outside)."""
+    return f"call={escape(call_id, MAX_CALL_ID_CHARS) if call_id else '-'}"
+
+
 def quote(value: object, limit: int = MAX_VALUE_CHARS) -> str:
     """:func:`escape` in single quotes, for a value inside a sentence."""
     return f"'{escape(value, limit)}'"

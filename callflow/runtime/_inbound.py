@@ -1,5 +1,5 @@
 """What Plivo sends a call, as the flow takes it: keys (type-ahead), the caller's audio,
-status callbacks and machine detection. The reader's dispatch (``_session.py``) calls the
+status callbacks and machine detection. The reader's dispatch (``_dispatch.py``) calls the
 ``_on_*`` handlers inline; they never block."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import logging
 import trio
 
 from callflow.audio import decode
+from callflow.observe import call_label
 from callflow.protocol import ProtocolError
 from callflow.runtime import _warnings
 from callflow.runtime._config import (
@@ -49,7 +50,7 @@ class Inbound(CallState):
         """Inbound media frames seen (decoded or not)."""
         self.protocol_errors = 0
         """Messages from Plivo that could not be read (each logged, rate-limited)."""
-        self._log_key = _warnings.call_key(info.call_id)
+        self._log_key = call_label(info.call_id)
 
     async def wait_dtmf(self) -> str:
         """The next key the caller pressed: one of ``0-9 * # A-D``.

@@ -11,26 +11,26 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import trio
 
-from callflow.observe import CALL_CONTEXT, METRICS, FlowMetrics, bind_call, escape, quote
+from callflow.observe import (
+    CALL_CONTEXT,
+    MAX_CALL_ID_CHARS,
+    METRICS,
+    FlowMetrics,
+    bind_call,
+    call_label,
+    escape,
+)
 from callflow.protocol import (
-    ClearedAudio,
-    Dtmf,
-    Media,
-    PlayedStream,
-    ProtocolError,
     Start,
-    Stop,
-    UnknownEvent,
-    load_event,
-    parse_loaded,
 )
 from callflow.runtime import _warnings
 from callflow.runtime._call import Call, CallInfo, RuntimeConfig
+from callflow.runtime._dispatch import dispatcher
 from callflow.runtime._errors import CallEnded
 from callflow.runtime._live import Claim, LiveCalls
 from callflow.runtime._rest import PlivoRest
@@ -88,7 +88,7 @@ async def run_call(
     metrics = METRICS.for_flow(flow.path)
     # Until ``start`` names the call, it is the one the stream token or answer webhook was for.
     answered_uuid = call_uuid or (answer_params or {}).get("CallUUID")
-    answered = _warnings.call_key(answered_uuid)
+    answered = call_label(answered_uuid)
     context = bind_call(call_id=answered_uuid, flow=flow.path)
     try:
         claim: Claim | None = None
@@ -177,7 +177,7 @@ async def _run_started(
     log.info(
         "%s stream=%s started flow %s (%s)",
         call._log_key,
-        escape(start.stream_id, _warnings.MAX_CALL_ID_CHARS),
+        escape(start.stream_id, MAX_CALL_ID_CHARS),
         flow.name,
         flow.format.content_type,
     )
@@ -308,14 +308,14 @@ async def _read(
     metrics: FlowMetrics,
 ) -> None:
     """The call's one reader: each message is parsed and dispatched inline by
-    :func:`_dispatcher`'s function, where the transport reads it (no task or channel hop per
-    message; on the server, no task switch at all unless the call must act). This task wakes
-    only to send a barge-in's ``clearAudio``, when the call moves to another socket, and at
-    the end of the stream. A lost socket detaches the call and the reader waits for the
-    re-attach (``Line.wait_attached``); any other close ends the call, and the flow gets its
-    grace period."""
+    :func:`~callflow.runtime._dispatch.dispatcher`'s function, where the transport reads it (no
+    task or channel hop per message; on the server, no task switch at all unless the call must
+    act). This task wakes only to send a barge-in's ``clearAudio``, when the call moves to
+    another socket, and at the end of the stream. A lost socket detaches the call and the reader
+    waits for the re-attach (``Line.wait_attached``); any other close ends the call, and the
+    flow gets its grace period."""
     line = call._line
-    dispatch, stopped = _dispatcher(call, metrics)
+    dispatch, stopped = dispatcher(call, metrics)
     try:
         while not stopped():
             transport = await line.wait_attached()
@@ -343,65 +343,3 @@ async def _read(
         with trio.move_on_after(config.hangup_grace_s):
             await flow_done.wait()
     call_scope.cancel()
-
-
-def _dispatcher(
-    call: Call, metrics: FlowMetrics
-) -> tuple[Callable[[str], bool], Callable[[], bool]]:
-    """``(dispatch, stopped)`` for ``call``'s reader.
-
-    ``dispatch(text)`` parses one message from Plivo and hands it to the call, synchronously
-    (PROTOCOL.md §2): media to listeners (a frame nobody listens to is only counted: its
-    fields are neither checked nor decoded), keys to the type-ahead buffer,
-    ``playedStream`` / ``clearedAudio`` to the ledger's waiters. Unreadable and unknown
-    messages are logged with the call id and skipped. It returns True when the
-    reader task must act: a barge-in wants its ``clearAudio`` sent, or Plivo sent ``stop``
-    (then ``stopped()`` is True). It never raises for anything Plivo sends.
-    """
-    call_id = call.call_id
-    key = call._log_key
-    stop_seen = False
-
-    def dispatch(text: str) -> bool:
-        nonlocal stop_seen
-        try:
-            tag, obj = load_event(text)
-            if tag == "media":
-                call.frames_received += 1
-                if not call._wants_media:
-                    return False  # nobody listens: counted, not built, not decoded
-            event = parse_loaded(tag, obj, text)
-        except ProtocolError as exc:
-            call.protocol_errors += 1
-            metrics.protocol_error("unreadable")
-            _warnings.UNREADABLE.warning(key, "unreadable message from Plivo: %s", exc)
-            return False
-        if type(event) is Media:
-            call._on_media(event.payload, event.track)
-            return call._barge_in_pending  # speech barged in
-        if type(event) is Dtmf:
-            call._on_dtmf(event.digit)
-            return call._barge_in_pending  # a key barged in
-        if type(event) is PlayedStream:
-            call._on_played(event.name)
-        elif type(event) is ClearedAudio:
-            call._on_cleared()
-        elif type(event) is Stop:
-            log.info("call=%s stop event from Plivo", call_id)
-            call.ended_by_plivo = True
-            call._end("stream stopped by Plivo")
-            stop_seen = True
-            return True
-        elif type(event) is UnknownEvent:
-            metrics.protocol_error("unknown_event")
-            _warnings.UNKNOWN_EVENTS.warning(
-                key,
-                "unknown event %s from Plivo; ignored",
-                quote(event.event, _warnings.MAX_CALL_ID_CHARS),
-            )
-        elif type(event) is Start:
-            metrics.protocol_error("second_start")
-            _warnings.OUT_OF_ORDER.warning(key, "second start event; ignored")
-        return False
-
-    return dispatch, lambda: stop_seen

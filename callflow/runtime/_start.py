@@ -7,12 +7,11 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from callflow.observe import FlowMetrics, quote
+from callflow.observe import MAX_CALL_ID_CHARS, FlowMetrics, call_label, quote
 from callflow.protocol import ProtocolError, Start, UnknownEvent, parse
 from callflow.runtime import _warnings
 from callflow.runtime._config import RuntimeConfig
 from callflow.runtime._transport import Transport
-from callflow.runtime._warnings import MAX_CALL_ID_CHARS, call_key
 
 if TYPE_CHECKING:
     from callflow._flow import Flow
@@ -68,7 +67,7 @@ async def wait_for_start(
                     answered,
                     "flow=%s before start: ignoring unknown event %s",
                     flow.path,
-                    quote(event.event, _warnings.MAX_CALL_ID_CHARS),
+                    quote(event.event, MAX_CALL_ID_CHARS),
                 )
                 continue
             if not isinstance(event, Start):
@@ -92,11 +91,11 @@ async def wait_for_start(
                 fmt = event.format
             except ProtocolError as exc:
                 metrics.protocol_error("wrong_format")
-                raise Refused(f"{call_key(event.call_id)} {exc}") from None
+                raise Refused(f"{call_label(event.call_id)} {exc}") from None
             if fmt is not flow.format:
                 metrics.protocol_error("wrong_format")
                 raise Refused(
-                    f"{call_key(event.call_id)} field start.mediaFormat: the stream is "
+                    f"{call_label(event.call_id)} field start.mediaFormat: the stream is "
                     f"{fmt.content_type} but flow {flow.path} declares "
                     f"{flow.format.content_type}",
                     code=1003,

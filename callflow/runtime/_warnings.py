@@ -13,21 +13,14 @@ from __future__ import annotations
 
 import logging
 
-from callflow.observe import WarningLimiter, escape
+from callflow.observe import WarningLimiter
 
 log = logging.getLogger("callflow.call")
 
-MAX_CALL_ID_CHARS = 64
-"""Most characters of a call id shown in ``call=…`` (Plivo's are 36)."""
 
 UNREADABLE = WarningLimiter(log, "unreadable", "unreadable messages")
 UNKNOWN_EVENTS = WarningLimiter(log, "unknown_event", "unknown events")
 OUT_OF_ORDER = WarningLimiter(log, "out_of_order", "out-of-order events")
-
-
-def call_key(call_id: str | None) -> str:
-    """``call=<id>`` with the id escaped and bounded, or ``call=-``."""
-    return f"call={escape(call_id, MAX_CALL_ID_CHARS) if call_id else '-'}"
 
 
 def flush(key: str) -> None:

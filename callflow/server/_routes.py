@@ -38,9 +38,6 @@ _CALL_ID_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 RouteKind = Literal["health", "metrics", "page", "answer", "stream", "status", "machine"]
 
-MAX_CALL_ID_CHARS = 64
-"""Most characters of a CallUUID shown in ``call=…`` (Plivo's are 36), escaped."""
-
 
 class Routes:
     """Path → (kind, flow) for every flow's four paths and the health paths.
@@ -119,12 +116,6 @@ def call_query(call_uuid: str | None) -> str:
     if call_uuid is None or not _CALL_ID_RE.match(call_uuid):
         return ""
     return f"{CALL_QUERY_KEY}={call_uuid}"
-
-
-def call_label(call_uuid: str | None) -> str:
-    """``call=<CallUUID>`` (or ``call=-``), how every log line about a call starts; the id
-    escaped and cut to :data:`MAX_CALL_ID_CHARS` (it comes from outside)."""
-    return f"call={escape(call_uuid, MAX_CALL_ID_CHARS) if call_uuid else '-'}"
 
 
 def peer_host(client: str) -> str:

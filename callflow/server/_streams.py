@@ -15,12 +15,12 @@ import h11
 import trio
 
 from callflow._flow import Flow
-from callflow.observe import METRICS, WarningLimiter, bind_call, escape
+from callflow.observe import METRICS, WarningLimiter, bind_call, call_label, escape
 from callflow.runtime import LiveCalls, PlivoRest, RuntimeConfig, run_call
 from callflow.server._drain import CLOSE_GRACE, DRAINED_REASON, FLOW_END_GRACE, Drain
 from callflow.server._http import HttpConnection
 from callflow.server._keepalive import DEFAULT_KEEPALIVE, Keepalive, keeping_alive
-from callflow.server._routes import Routes, call_label, header_dict, peer_host
+from callflow.server._routes import Routes, header_dict, peer_host
 from callflow.server._token import (
     TOKEN_QUERY_KEY,
     StreamToken,

@@ -15,12 +15,12 @@ from urllib.parse import urlsplit
 
 from callflow._answer import MAX_STREAM_URL, answer_xml
 from callflow._flow import Flow
-from callflow.observe import METRICS, bind_call, escape, quote
+from callflow.observe import METRICS, bind_call, call_label, escape, quote
 from callflow.runtime import LiveCalls
 from callflow.server._drain import DrainAnswer
 from callflow.server._http import HttpError, Request
 from callflow.server._replay import CallNonces, NonceCache, Seen
-from callflow.server._routes import call_label, call_query
+from callflow.server._routes import call_query
 from callflow.server._signature import NONCE_HEADER, SIGNATURE_HEADER, validate_signature_v3
 from callflow.server._token import (
     TOKEN_QUERY_KEY,

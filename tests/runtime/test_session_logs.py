@@ -59,16 +59,16 @@ async def test_a_failing_reader_ends_only_its_call_and_is_logged_once(
     """A defect in the reader's dispatch (simulated: the protocol raising a bare RuntimeError
     on one message) ends that call cleanly: ``run_call`` returns, the flow is cancelled, the
     stream is closed."""
-    from callflow.runtime import _session
+    from callflow.runtime import _dispatch
 
-    real_parse_loaded = _session.parse_loaded
+    real_parse_loaded = _dispatch.parse_loaded
 
     def parse_loaded(tag: str, obj: dict[str, object], text: str) -> object:
         if tag == "explode":
             raise RuntimeError("dispatch defect")
         return real_parse_loaded(tag, obj, text)
 
-    monkeypatch.setattr(_session, "parse_loaded", parse_loaded)
+    monkeypatch.setattr(_dispatch, "parse_loaded", parse_loaded)
     cancelled = trio.Event()
 
     @flow("/waits", format=Format.MULAW_8K)

@@ -1,0 +1,91 @@
+"""The reader's synchronous dispatch: each message from Plivo parsed and handed to its call
+where the transport reads it (PROTOCOL.md §2), with no task or channel hop per message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from callflow.observe import MAX_CALL_ID_CHARS, FlowMetrics, quote
+from callflow.protocol import (
+    ClearedAudio,
+    Dtmf,
+    Media,
+    PlayedStream,
+    ProtocolError,
+    Start,
+    Stop,
+    UnknownEvent,
+    load_event,
+    parse_loaded,
+)
+from callflow.runtime import _warnings
+
+if TYPE_CHECKING:
+    from callflow.runtime._call import Call
+
+log = logging.getLogger("callflow.call")
+
+
+def dispatcher(
+    call: Call, metrics: FlowMetrics
+) -> tuple[Callable[[str], bool], Callable[[], bool]]:
+    """``(dispatch, stopped)`` for ``call``'s reader.
+
+    ``dispatch(text)`` parses one message from Plivo and hands it to the call, synchronously
+    (PROTOCOL.md §2): media to listeners (a frame nobody listens to is only counted: its
+    fields are neither checked nor decoded), keys to the type-ahead buffer,
+    ``playedStream`` / ``clearedAudio`` to the ledger's waiters. Unreadable and unknown
+    messages are logged with the call id and skipped. It returns True when the
+    reader task must act: a barge-in wants its ``clearAudio`` sent, or Plivo sent ``stop``
+    (then ``stopped()`` is True). It never raises for anything Plivo sends.
+    """
+    call_id = call.call_id
+    key = call._log_key
+    stop_seen = False
+
+    def dispatch(text: str) -> bool:
+        nonlocal stop_seen
+        try:
+            tag, obj = load_event(text)
+            if tag == "media":
+                call.frames_received += 1
+                if not call._wants_media:
+                    return False  # nobody listens: counted, not built, not decoded
+            event = parse_loaded(tag, obj, text)
+        except ProtocolError as exc:
+            call.protocol_errors += 1
+            metrics.protocol_error("unreadable")
+            _warnings.UNREADABLE.warning(key, "unreadable message from Plivo: %s", exc)
+            return False
+        if type(event) is Media:
+            call._on_media(event.payload, event.track)
+            return call._barge_in_pending  # speech barged in
+        if type(event) is Dtmf:
+            call._on_dtmf(event.digit)
+            return call._barge_in_pending  # a key barged in
+        if type(event) is PlayedStream:
+            call._on_played(event.name)
+        elif type(event) is ClearedAudio:
+            call._on_cleared()
+        elif type(event) is Stop:
+            log.info("call=%s stop event from Plivo", call_id)
+            call.ended_by_plivo = True
+            call._end("stream stopped by Plivo")
+            stop_seen = True
+            return True
+        elif type(event) is UnknownEvent:
+            metrics.protocol_error("unknown_event")
+            _warnings.UNKNOWN_EVENTS.warning(
+                key,
+                "unknown event %s from Plivo; ignored",
+                quote(event.event, MAX_CALL_ID_CHARS),
+            )
+        elif type(event) is Start:
+            metrics.protocol_error("second_start")
+            _warnings.OUT_OF_ORDER.warning(key, "second start event; ignored")
+        return False
+
+    return dispatch, lambda: stop_seen
