@@ -20,11 +20,8 @@ and a first stream connection runs its flow here.
 from __future__ import annotations
 
 import array
-import base64
-import binascii
 import contextlib
 import errno
-import json
 import logging
 import os
 import socket
@@ -41,7 +38,7 @@ from callflow.observe import escape
 from callflow.server import _http
 from callflow.server._http import HttpConnection
 from callflow.server._routes import CALL_QUERY_KEY, Routes
-from callflow.server._token import TOKEN_QUERY_KEY
+from callflow.server._token import TOKEN_QUERY_KEY, token_call
 
 log = logging.getLogger("callflow.server")
 
@@ -73,15 +70,7 @@ def call_from_query(query: str) -> str | None:
     if values and values[-1]:
         return values[-1]
     tokens = params.get(TOKEN_QUERY_KEY)
-    if not tokens:
-        return None
-    payload = tokens[-1].partition(".")[0]
-    try:
-        body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (ValueError, binascii.Error):
-        return None
-    call = body.get("c") if isinstance(body, dict) else None
-    return call if isinstance(call, str) and call else None
+    return token_call(tokens[-1]) if tokens else None
 
 
 def _call_from_form(body: bytes) -> str | None:

@@ -204,6 +204,18 @@ def verify_stream_token(
     )
 
 
+def token_call(token: str) -> str | None:
+    """The CallUUID a stream token names, read without checking it: for choosing where the
+    stream goes only (whoever serves it checks it with :func:`verify_stream_token`). None
+    for a token that names no call or cannot be read."""
+    try:
+        body = json.loads(_b64decode(token.partition(".")[0]))
+    except (binascii.Error, ValueError):
+        return None
+    call = body.get("c") if isinstance(body, dict) else None
+    return call if isinstance(call, str) and call else None
+
+
 def _fields(body: object) -> tuple[str, str | None, int, dict[str, str]]:
     if not isinstance(body, dict):
         raise StreamTokenError("malformed: payload is not a JSON object")
