@@ -71,10 +71,20 @@ def answer_xml(flow: Flow, *, stream_url: str, status_callback_url: str | None =
 
 
 def fallback_xml(message: str = "") -> bytes:
-    """A polite answer when no flow can take the call: ``<Speak>`` a message, then hang up."""
+    """A polite answer when no flow can take the call (a draining server's ``speak:``
+    answer): ``<Speak>`` a message, then hang up."""
     response = etree.Element("Response")
     if message:
         etree.SubElement(response, "Speak").text = message
     etree.SubElement(response, "Hangup")
+    body: bytes = etree.tostring(response, xml_declaration=True, encoding="UTF-8")
+    return body
+
+
+def redirect_xml(url: str) -> bytes:
+    """An answer that sends the call elsewhere: ``<Redirect method="POST">url</Redirect>``
+    (Plivo fetches the call's XML from ``url``; a draining server's ``redirect:`` answer)."""
+    response = etree.Element("Response")
+    etree.SubElement(response, "Redirect", method="POST").text = url
     body: bytes = etree.tostring(response, xml_declaration=True, encoding="UTF-8")
     return body

@@ -27,8 +27,8 @@ from typing import Literal
 
 import attrs
 import trio
-from lxml import etree
 
+from callflow._answer import fallback_xml, redirect_xml
 from callflow.runtime._session import DRAINED_REASON
 
 __all__ = [
@@ -93,13 +93,7 @@ class DrainAnswer:
         """(HTTP status, body, content type) of the answer."""
         if self.kind == "unavailable":
             return 503, b"draining: this server takes no new calls\n", "text/plain; charset=utf-8"
-        root = etree.Element("Response")
-        if self.kind == "speak":
-            etree.SubElement(root, "Speak").text = self.text
-            etree.SubElement(root, "Hangup")
-        else:
-            etree.SubElement(root, "Redirect", method="POST").text = self.url
-        body: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+        body = fallback_xml(self.text) if self.kind == "speak" else redirect_xml(self.url)
         return 200, body, "application/xml"
 
 

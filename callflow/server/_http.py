@@ -2,8 +2,8 @@
 
 Never hand-parses HTTP: h11 frames requests and responses. What this module adds is the IO
 around it (with the read limits and timeouts a public server needs) and the bytes of the
-current request kept aside, so a WebSocket upgrade can be handed to wsproto with the
-handshake replayed (:class:`ReplayStream`).
+current request kept aside, so a WebSocket upgrade can be completed on the bytes h11 already
+read.
 
 Framing and limits (RFC 9112), checked before anything reads the body:
 
@@ -129,37 +129,6 @@ def _check_count(text: str, where: str) -> None:
     count = text.count("&") + 1 if text else 0
     if count > MAX_FORM_PARAMS:
         raise HttpError(413, f"{where} of {count} params; the limit is {MAX_FORM_PARAMS}")
-
-
-class ReplayStream(trio.abc.Stream):
-    """A stream that first yields ``prefix`` (bytes already read from ``stream``), then reads
-    ``stream`` itself; sends and closes go straight to ``stream``.
-
-    Used to hand a connection to wsproto after h11 has read the upgrade request: wsproto
-    parses the handshake from the start.
-    """
-
-    def __init__(self, stream: trio.abc.Stream, prefix: bytes) -> None:
-        self._stream = stream
-        self._prefix = bytearray(prefix)
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        if self._prefix:
-            await trio.lowlevel.checkpoint()
-            size = len(self._prefix) if max_bytes is None else max_bytes
-            chunk = bytes(self._prefix[:size])
-            del self._prefix[:size]
-            return chunk
-        return bytes(await self._stream.receive_some(max_bytes))
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self._stream.send_all(data)
-
-    async def wait_send_all_might_not_block(self) -> None:
-        await self._stream.wait_send_all_might_not_block()
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()
 
 
 class HttpConnection:
