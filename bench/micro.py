@@ -293,7 +293,7 @@ def websocket_frames(scale: int) -> dict[str, float]:
 
         def fast_path() -> None:
             fast._receive_fast(frame)
-            out.popleft()
+            out.pop(0)
 
         results["websockets_sans_io_us"] = round(best_us(sans_io, 20000 * scale), 2)
         results["fast_path_us"] = round(best_us(fast_path, 20000 * scale), 2)
