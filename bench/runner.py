@@ -41,6 +41,8 @@ from typing import Any
 
 import attrs
 
+from bench import generators
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 LAG_LIMIT_MS = 20.0
@@ -257,7 +259,7 @@ def load_run(
     out = RESULTS / f".run-{server.key}.json"
     with _server(server, settings, log_path) as (pid, port):
         argv = [
-            *_generator_argv(settings.generator),
+            *generators.argv(settings.generator),
             "--url",
             f"ws://127.0.0.1:{port}{server.path}",
             "--calls",
@@ -313,15 +315,6 @@ def _process_tree(pid: int) -> list[int]:
             with contextlib.suppress(OSError):
                 todo.extend(int(child) for child in task.read_text().split())
     return pids
-
-
-def _generator_argv(kind: str) -> list[str]:
-    """The load generator's command: ``node`` (bench/node/loadgen.mjs, the default: it holds
-    well past every server here) or ``python`` (:mod:`bench.loadgen`). Both take the same
-    options and write the same JSON."""
-    if kind == "node":
-        return ["node", str(ROOT / "bench" / "node" / "loadgen.mjs")]
-    return [PY, "-m", "bench.loadgen"]
 
 
 def add_reference(rev: str) -> str:
@@ -765,9 +758,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--generator",
-        choices=["node", "python"],
+        choices=list(generators.KINDS),
         default="node",
-        help="the load generator: node (default) or the Python one",
+        help="the load generator: c (bench/cgen, built on first use), node (default) or python",
     )
     p.add_argument("--no-micro", action="store_true", help="skip the micro-benchmarks")
     p.add_argument(
@@ -802,7 +795,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.runs is not None:
         settings.runs = args.runs
     settings.pin = not args.no_pin and len(os.sched_getaffinity(0)) >= 2
-    settings.generator = args.generator
+    settings.generator = generators.resolve(args.generator, print)
     RESULTS.mkdir(parents=True, exist_ok=True)
     write_prompts()
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
