@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import subprocess
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,7 +35,10 @@ COLUMNS = (
     ("GEN-BOUND", lambda r: "yes" if r["generator_bound"] else "no"),
     ("held", lambda r: "yes" if r["held"] else "no"),
     ("lag p99 ms", lambda r: r["lag_ms"]["p99"]),
-    ("server core", lambda r: f"{(r.get('server') or {}).get('cpu_window_s', 0) / r['window_s']:.2f}"),
+    (
+        "server core",
+        lambda r: f"{(r.get('server') or {}).get('cpu_window_s', 0) / r['window_s']:.2f}",
+    ),
     ("barge n", lambda r: r["barge_in_ms"]["count"]),
     ("barge p50", lambda r: r["barge_in_ms"]["p50"]),
     ("barge p99", lambda r: r["barge_in_ms"]["p99"]),
@@ -52,10 +56,14 @@ def render(runs: Sequence[dict[str, Any]]) -> str:
     heads = [name for name, _ in COLUMNS]
     rows = [[str(get(r)) for _, get in COLUMNS] for r in runs]
     widths = [max(len(x[i]) for x in [heads, *rows]) for i in range(len(heads))]
-    return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in [heads, *rows])
+    return "\n".join(
+        "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in [heads, *rows]
+    )
 
 
-def one(server: str, n: int, kind: str, settings: runner.Settings, window_s: float) -> dict[str, Any]:
+def one(
+    server: str, n: int, kind: str, settings: runner.Settings, window_s: float
+) -> dict[str, Any]:
     """One steady load run of generator ``kind`` at ``n`` calls."""
     settings.generator = kind
     r = runner.steady_run(
@@ -80,7 +88,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = runner.Settings(settle_s=1.0)
     runner.RESULTS.mkdir(parents=True, exist_ok=True)
     runner.write_prompts()
-    runs = [one(args.server, n, kind, settings, args.window_s) for n in ns for kind in kinds]
+    runs = []
+    for n in ns:
+        for kind in kinds:
+            try:
+                runs.append(one(args.server, n, kind, settings, args.window_s))
+            except (subprocess.TimeoutExpired, subprocess.CalledProcessError) as exc:
+                print(f"  {kind} N={n}: the generator did not finish ({exc.__class__.__name__})")
     print(f"\n{args.what} against {args.server} ({runner.SERVERS[args.server].label}):")
     print(render(runs))
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")

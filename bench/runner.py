@@ -41,7 +41,7 @@ from typing import Any
 
 import attrs
 
-from bench import generators
+from bench import compare, generators
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -189,7 +189,7 @@ class Settings:
     quiet_wait_s: float = 30.0
     max_tries: int = 2
     fixed_n: int | None = None
-    generator: str = "node"
+    generator: str = "c"
     log: Any = None
 
 
@@ -294,6 +294,7 @@ def load_run(
         )
         result: dict[str, Any] = json.loads(out.read_text())
     out.unlink(missing_ok=True)
+    result["server_key"] = server.key
     result["held"], result["why"] = verdict(result)
     other = result.get("other_cpu_window_s", 0.0) / max(result["window_s"], 1e-9)
     result["other_load"] = round(other, 3)
@@ -759,10 +760,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--generator",
         choices=list(generators.KINDS),
-        default="node",
-        help="the load generator: c (bench/cgen, built on first use), node (default) or python",
+        default="c",
+        help="the load generator: c (bench/cgen, built on first use; the default), node or python",
     )
     p.add_argument("--no-micro", action="store_true", help="skip the micro-benchmarks")
+    p.add_argument(
+        "--no-compare",
+        action="store_true",
+        help="skip the same-N comparisons (barge-in at 80%% of callflow's capacity, CPU at 400)",
+    )
     p.add_argument(
         "--no-target",
         action="store_true",
@@ -836,9 +842,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         results[name]["fixed_runs"] = runs
         results[name]["fixed"] = figures(runs)
 
+    same_n = cpu400 = None
+    if not args.no_compare:
+
+        def runs_at(name: str, n: int) -> list[dict[str, Any]]:
+            return fixed_runs(SERVERS[name], n, settings)
+
+        def say(text: str) -> None:
+            _say(settings, text)
+
+        same_n = compare.barge_at_80(results, order, fixed_n, runs_at, figures, say)
+        cpu400 = compare.cpu_at_400(results, order, fixed_n, runs_at, figures, say)
+
     targets: dict[str, Any] = {}
     for name in ("callflow", "wsfast"):
         if name not in order or args.no_target:
+            continue
+        if name == "callflow" and same_n and not same_n["servers"][name]["beyond_capacity"]:
+            targets[name] = {"n": same_n["n"], "figures": same_n["servers"][name]["figures"]}
             continue
         cap = results[name]["capacity"]["capacity"]
         target_n = max(10, int(0.8 * cap / 10) * 10)
@@ -871,6 +892,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "table_text": text,
         "table_markdown": render_table(table, order, fixed_n, markdown=True),
         "targets": targets,
+        "same_n": same_n,
+        "cpu_at_400": cpu400,
         "results": results,
         "micro": micro,
         "elapsed_s": round(elapsed, 1),
@@ -880,9 +903,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     (RESULTS / "latest.json").write_text(path.read_text())
     _say(settings, "")
     _say(settings, text)
+    labels = {name: SERVERS[name].label for name in order}
+    for line in compare.render(same_n, cpu400, labels):
+        _say(settings, line)
     _say(settings, f"load generator: {settings.generator}")
+    extra = compare.all_runs(same_n) + compare.all_runs(cpu400)
     for name in order:
         runs = results[name]["capacity"]["runs"] + results[name]["fixed_runs"]
+        seen = {id(r) for r in runs}
+        runs += [r for r in extra if r.get("server_key") == name and id(r) not in seen]
         bound = [r["calls"] for r in runs if r.get("generator_bound")]
         if bound:
             _say(
