@@ -80,7 +80,9 @@ def bench(session: nox.Session) -> None:
     under bench/results/. ``nox -s bench -- --quick`` for a short run; see
     docs/performance.md."""
     session.install("-e", ".", "plivo-stream-sdk==0.1.1", "plivo>=4.50", "websockets>=14", "py-spy")
-    # the Node load generator and the bare Node ws server (bench/node/package-lock.json)
+    # the bare Node ws server (bench/node/package-lock.json) and the Node load generator; the
+    # default load generator is bench/cgen/loadgen.c, which the runner compiles on first use
+    # with the system's cc (no C compiler: it says so and uses the Node one)
     session.run("npm", "ci", "--prefix", "bench/node", "--no-audit", "--no-fund", external=True)
     session.run("python", "-m", "bench", *session.posargs)
 
