@@ -20,6 +20,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <strings.h>
 #include <sys/epoll.h>
@@ -219,12 +220,23 @@ static void send_frame(call_t *c, int opcode, const void *payload, size_t n) {
   if (f != stack) free(f);
 }
 
-#define SEND_TEXT(c, ...)                                                \
-  do {                                                                   \
-    char text_[1024];                                                    \
-    int n_ = snprintf(text_, sizeof text_, __VA_ARGS__);                 \
-    send_frame((c), 1, text_, (size_t)n_ < sizeof text_ ? (size_t)n_ : sizeof text_ - 1); \
-  } while (0)
+/* A text frame from a printf format (a long checkpoint name goes through the heap). */
+__attribute__((format(printf, 2, 3))) static void send_text(call_t *c, const char *fmt, ...) {
+  char stack[1024], *text = stack;
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(stack, sizeof stack, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if ((size_t)n >= sizeof stack) {
+    if (!(text = malloc((size_t)n + 1))) abort();
+    va_start(ap, fmt);
+    vsnprintf(text, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+  }
+  send_frame(c, 1, text, (size_t)n);
+  if (text != stack) free(text);
+}
 
 static void ping_frame(call_t *c, unsigned char *f) { /* 14 bytes: a ping carrying its id */
   c->ping_id++;
@@ -351,7 +363,7 @@ static void press_key(call_t *c, long key_epoch, int barge) {
   double t = now();
   if (barge && (c->state != PLAYING || c->queue_end < t + 0.05)) return;
   if (!barge && c->state != HEARD) return;
-  SEND_TEXT(c, "{\"sequenceNumber\":%ld,\"event\":\"dtmf\",\"streamId\":\"%s\",\"dtmf\":{\"digit\":\"1\","
+  send_text(c, "{\"sequenceNumber\":%ld,\"event\":\"dtmf\",\"streamId\":\"%s\",\"dtmf\":{\"digit\":\"1\","
             "\"track\":\"inbound\",\"timestamp\":\"%lld\"},\"extra_headers\":\"{}\"}",
             ++c->seq, c->stream_id, wall_ms());
   c->key_sent = t;
@@ -361,7 +373,7 @@ static void press_key(call_t *c, long key_epoch, int barge) {
 
 static void ack(call_t *c, long epoch, const char *name) {
   if (epoch != c->epoch || c->hanging_up) return;
-  SEND_TEXT(c, "{\"sequenceNumber\":%ld,\"event\":\"playedStream\",\"streamId\":\"%s\",\"name\":\"%s\"}",
+  send_text(c, "{\"sequenceNumber\":%ld,\"event\":\"playedStream\",\"streamId\":\"%s\",\"name\":\"%s\"}",
             ++c->seq, c->stream_id, name);
   double t = now();
   if (g.ivr && c->state == PLAYING && c->queue_end <= t + 1e-3) {
@@ -402,7 +414,7 @@ static void on_message(call_t *c, const unsigned char *m, size_t n) {
   } else if (jstr_is(&cmd.event, "clearAudio")) {
     c->epoch++;
     c->queue_end = t;
-    SEND_TEXT(c, "{\"sequenceNumber\":%ld,\"event\":\"clearedAudio\",\"streamId\":\"%s\"}", ++c->seq,
+    send_text(c, "{\"sequenceNumber\":%ld,\"event\":\"clearedAudio\",\"streamId\":\"%s\"}", ++c->seq,
               c->stream_id);
     if (c->state == BARGED) record_key(c, t, &g.barge), c->state = WAITING, c->key_done = 1;
   } else if (!jstr_is(&cmd.event, "sendDTMF")) {
@@ -507,7 +519,7 @@ static void settle(call_t *c, const char *failure) {
 }
 
 static void start_call(call_t *c) {
-  SEND_TEXT(c, "{\"event\":\"start\",\"sequenceNumber\":%ld,\"start\":{\"callId\":\"%s\",\"streamId\":\"%s\","
+  send_text(c, "{\"event\":\"start\",\"sequenceNumber\":%ld,\"start\":{\"callId\":\"%s\",\"streamId\":\"%s\","
             "\"accountId\":\"MABENCHACCOUNT000000\",\"tracks\":[\"inbound\"],\"mediaFormat\":"
             "{\"encoding\":\"audio/x-mulaw\",\"sampleRate\":8000}},\"extra_headers\":\"{}\"}",
             ++c->seq, c->call_id, c->stream_id);
