@@ -23,6 +23,7 @@ import trio
 
 from callflow.runtime._config import CallInfo, RuntimeConfig
 from callflow.runtime._ledger import Ledger
+from callflow.runtime._signal import Signal
 from callflow.runtime._state import CallState
 
 __all__ = ["AckBound"]
@@ -55,7 +56,7 @@ class AckBound(CallState):
         queued = self._ledger.queued_s
         return now + queued + max(self._config.ack_grace_s, queued)
 
-    async def _wait_for_ack(self, event: trio.Event) -> bool:
+    async def _wait_for_ack(self, event: Signal) -> bool:
         """``event.wait()``, or until the next checkpoint ack is overdue: True then (logged
         once per call), and the caller gives the playback up. False when ``event`` was set
         or an ack came meanwhile (the caller, still waiting, calls again)."""

@@ -28,6 +28,7 @@ import trio
 
 from callflow.runtime import _resume
 from callflow.runtime._config import RuntimeConfig
+from callflow.runtime._signal import Signal
 from callflow.runtime._transport import Transport, TransportClosed, is_lost_link
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ class Attachment:
 
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
-        self.done = trio.Event()
+        self.done = Signal()
 
 
 class Line:
@@ -53,7 +54,7 @@ class Line:
         self._config = config
         self._write_lock = trio.StrictFIFOLock()
         self._current: Attachment | None = Attachment(transport)
-        self._attached = trio.Event()
+        self._attached = Signal()
         self._attached.set()
         self._resend_due = False
         self._reading: tuple[Transport, trio.CancelScope] | None = None
@@ -178,7 +179,7 @@ class Line:
         call = self._call
         now = trio.current_time()
         self._current = None
-        self._attached = trio.Event()
+        self._attached = Signal()
         self.detached_at = now
         heard = _resume.detached(call, now)
         if takeover:  # (logged by attach; the new socket is there already)

@@ -25,6 +25,7 @@ from callflow.runtime._results import (
     Recording,
     Speech,
 )
+from callflow.runtime._signal import Signal
 from callflow.runtime._vad import Vad, VadSettings
 from callflow.voice import Text
 
@@ -278,7 +279,7 @@ async def wait_speech(call: Call, vad: VadSettings | None) -> None:
     # ``wake`` is set by speech *or* by the call ending (``_wait_or_end``), so whether speech
     # was heard is kept apart: a hangup raises CallEnded, it is not speech.
     heard = False
-    wake = trio.Event()
+    wake = Signal()
 
     def on_speech(_cause: str) -> None:
         nonlocal heard

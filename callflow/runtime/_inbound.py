@@ -23,6 +23,7 @@ from callflow.runtime._config import (
 )
 from callflow.runtime._listen import InboundAudio
 from callflow.runtime._results import MachineDetection
+from callflow.runtime._signal import Signal
 from callflow.runtime._state import CallState
 
 log = logging.getLogger("callflow.call")
@@ -38,14 +39,14 @@ class Inbound(CallState):
     def __init__(self, info: CallInfo, config: RuntimeConfig | None) -> None:
         super().__init__(info, config)
         self._machine: MachineDetection | None = None
-        self._machine_arrived = trio.Event()
+        self._machine_arrived = Signal()
         self._dtmf: list[str] = []  # (a deque's empty block is ~760 bytes a call)
-        self._dtmf_arrived = trio.Event()
+        self._dtmf_arrived = Signal()
         self._uninterruptible_keys: KeyPolicy = self._config.uninterruptible_keys
         self._finish_key: tuple[str, float] | None = None  # (key, until): see _take_finish_key
         self._listeners: set[InboundAudio] = set()
         self._status: list[StatusEvent] = []  # the latest _MAX_STATUS
-        self._status_arrived = trio.Event()
+        self._status_arrived = Signal()
         self.frames_received = 0
         """Inbound media frames seen (decoded or not)."""
         self.protocol_errors = 0
@@ -62,7 +63,7 @@ class Inbound(CallState):
         """
         while not self._dtmf:
             self._raise_if_ended()
-            self._dtmf_arrived = trio.Event()
+            self._dtmf_arrived = Signal()
             await self._dtmf_arrived.wait()
         return self._dtmf.pop(0)
 
@@ -118,7 +119,7 @@ class Inbound(CallState):
                     del self._status[index]
                     return status
             self._raise_if_ended()
-            self._status_arrived = trio.Event()
+            self._status_arrived = Signal()
             await self._status_arrived.wait()
 
     async def wait_machine(self) -> MachineDetection:
@@ -131,7 +132,7 @@ class Inbound(CallState):
         """
         while self._machine is None:
             self._raise_if_ended()
-            self._machine_arrived = trio.Event()
+            self._machine_arrived = Signal()
             await self._machine_arrived.wait()
         return self._machine
 

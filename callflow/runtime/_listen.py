@@ -11,6 +11,7 @@ import numpy.typing as npt
 import trio
 
 from callflow.runtime._errors import CallEnded
+from callflow.runtime._signal import Signal
 
 if TYPE_CHECKING:
     from callflow.runtime._inbound import Inbound
@@ -33,7 +34,7 @@ class InboundAudio:
         self._frames: collections.deque[npt.NDArray[np.int16]] = collections.deque(
             maxlen=max_frames
         )
-        self._arrived = trio.Event()
+        self._arrived = Signal()
         self._closed = False
         self.dropped = 0
         """Frames lost because the consumer fell behind."""
@@ -60,7 +61,7 @@ class InboundAudio:
             if self._closed:
                 raise trio.ClosedResourceError("listener is closed")
             self._call._raise_if_ended()
-            self._arrived = trio.Event()
+            self._arrived = Signal()
             await self._arrived.wait()
         return self._frames.popleft()
 

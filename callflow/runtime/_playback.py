@@ -25,6 +25,7 @@ from callflow.runtime._config import CallInfo, Playback, RuntimeConfig
 from callflow.runtime._errors import CallEnded
 from callflow.runtime._ledger import Ledger, Mark
 from callflow.runtime._results import BargeIn
+from callflow.runtime._signal import Signal
 from callflow.runtime._sources import AudioSource, b64_len
 from callflow.runtime._sources import payloads as source_payloads
 from callflow.runtime._vad import Vad
@@ -41,10 +42,10 @@ class Player(AckBound):
         self._names = itertools.count(1)
         self._used_names: set[str] = set()
         self._ledger = Ledger()
-        self._mark_waiters: dict[str, trio.Event] = {}
+        self._mark_waiters: dict[str, Signal] = {}
         self._mark_results: dict[str, bool] = {}
-        self._progress = trio.Event()  # set on every ack/clear; replaced after
-        self._clear_done = trio.Event()
+        self._progress = Signal()  # set on every ack/clear; replaced after
+        self._clear_done = Signal()
         self._clear_epoch = 0
         self._latest_clear = self._clear_done
         self._barge_in_pending = False
@@ -265,7 +266,7 @@ class Player(AckBound):
         """
         await self._wait_cleared(await self._send_clear())
 
-    async def _send_clear(self, cause: str = "cleared") -> trio.Event:
+    async def _send_clear(self, cause: str = "cleared") -> Signal:
         """Send ``clearAudio``; return the event ``clearedAudio`` will set. Everything before
         the first ``await`` happens at once, so a ``say`` resuming later already sees it."""
         self._clear_epoch += 1
@@ -293,7 +294,7 @@ class Player(AckBound):
             with contextlib.suppress(CallEnded):
                 await self._send_clear()
 
-    async def _wait_cleared(self, done: trio.Event) -> None:
+    async def _wait_cleared(self, done: Signal) -> None:
         with trio.move_on_after(self._config.clear_timeout_s) as scope:
             while not done.is_set():
                 self._raise_if_ended()
@@ -340,7 +341,7 @@ class Player(AckBound):
             while name in self._used_names:
                 name = f"cf{next(self._names)}"
         self._used_names.add(name)
-        self._mark_waiters[name] = trio.Event()
+        self._mark_waiters[name] = Signal()
         self._ledger.mark(name)
         now = self._mark_sent_at[name] = trio.current_time()
         self._ack_mark_sent(now)
@@ -357,7 +358,7 @@ class Player(AckBound):
             self._raise_if_ended()
         return self._mark_results.pop(name, False)
 
-    async def _wait_or_give_up(self, event: trio.Event) -> None:
+    async def _wait_or_give_up(self, event: Signal) -> None:
         """``event.wait()``; if the next checkpoint ack is overdue first, the queue is
         cleared, so every wait for it ends (a ``say`` reports ``interrupted_by="no_ack"``)."""
         if await self._wait_for_ack(event):
@@ -375,7 +376,7 @@ class Player(AckBound):
     def _on_cleared(self) -> None:
         self._resolve(self._ledger.cleared(), played=False)
         self._clear_done.set()
-        self._clear_done = trio.Event()
+        self._clear_done = Signal()
 
     def _resolve(self, marks: Sequence[Mark], *, played: bool) -> None:
         now = trio.current_time()
@@ -389,7 +390,7 @@ class Player(AckBound):
                 event.set()
         self._ack_progress(now)
         self._progress.set()
-        self._progress = trio.Event()
+        self._progress = Signal()
 
     def _on_end(self) -> None:
         for mark in self._ledger.drop_all():  # woken without a result: they raise CallEnded

@@ -34,6 +34,7 @@ from callflow.runtime._dispatch import dispatcher
 from callflow.runtime._errors import CallEnded
 from callflow.runtime._live import Claim, LiveCalls
 from callflow.runtime._rest import PlivoRest
+from callflow.runtime._signal import Signal
 from callflow.runtime._start import Refused, wait_for_start
 from callflow.runtime._transport import Transport, TransportClosed, receive_until
 
@@ -184,7 +185,7 @@ async def _run_started(
     try:
         async with trio.open_nursery() as nursery:
             line.closer = nursery
-            flow_done = trio.Event()
+            flow_done = Signal()
             nursery.start_soon(_read, call, flow_done, nursery.cancel_scope, config, metrics)
             flow_raised = await _run_flow(flow, call, metrics)
             flow_done.set()
@@ -302,7 +303,7 @@ async def _drain(call: Call, config: RuntimeConfig) -> None:
 
 async def _read(
     call: Call,
-    flow_done: trio.Event,
+    flow_done: Signal,
     call_scope: trio.CancelScope,
     config: RuntimeConfig,
     metrics: FlowMetrics,

@@ -19,6 +19,7 @@ import attrs
 import trio
 
 from callflow.runtime._results import BargeIn, GatherResult, Invalid, NoInput, Speech
+from callflow.runtime._signal import Signal
 from callflow.voice import SttResult
 
 if TYPE_CHECKING:
@@ -111,8 +112,8 @@ async def gather_once(
         return await keys_attempt(call, prompt if not rules.barge_in else None, rules)
     stt = call._recognizer()
     rate = call.info.format.sample_rate
-    started = trio.Event()
-    key_pending = trio.Event()
+    started = Signal()
+    key_pending = Signal()
     outcome: list[GatherResult] = []
 
     def on_key(_digit: str) -> None:
@@ -171,12 +172,12 @@ async def gather_once(
     return await keys_attempt(call, None, rules)
 
 
-async def _first(*events: trio.Event) -> None:
+async def _first(*events: Signal) -> None:
     """Return once any of ``events`` is set."""
     async with trio.open_nursery() as nursery:
         for event in events:
 
-            async def wait(event: trio.Event = event) -> None:
+            async def wait(event: Signal = event) -> None:
                 await event.wait()
                 nursery.cancel_scope.cancel()
 

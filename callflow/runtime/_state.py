@@ -15,12 +15,12 @@ from collections.abc import Awaitable, Callable
 
 import numpy as np
 import numpy.typing as npt
-import trio
 
 from callflow.observe import METRICS, NO_FLOW, FlowMetrics
 from callflow.protocol import Format
 from callflow.runtime._config import CallInfo, RuntimeConfig
 from callflow.runtime._errors import CallEnded
+from callflow.runtime._signal import Signal
 from callflow.voice import Renderer, Stt, TtsChoice, default_stt, default_tts
 
 
@@ -41,7 +41,7 @@ class CallState:
         self._ended: CallEnded | None = None
         self.ended_by_plivo = False
         """Whether Plivo ended the stream (socket closed or ``stop``), not the flow."""
-        self._wakeups: set[trio.Event] = set()
+        self._wakeups: set[Signal] = set()
         self._tts: TtsChoice | None = None  # the flow's engine (Call sets it); None: "auto"
         self._stt: Stt | None = None  # the flow's recognizer; None: the offline one
         self._key_watchers: list[Callable[[str], None]] = []
@@ -85,7 +85,7 @@ class CallState:
         if self._ended is not None:
             raise CallEnded(self._ended.call_id, self._ended.reason)
 
-    async def _wait_or_end(self, event: trio.Event) -> None:
+    async def _wait_or_end(self, event: Signal) -> None:
         """Wait for ``event``; the call ending wakes it too."""
         self._wakeups.add(event)
         try:

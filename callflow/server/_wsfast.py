@@ -43,6 +43,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from callflow.runtime import Dispatch, TransportClosed
+from callflow.runtime._signal import Signal
 from callflow.server._readloop import PROTOCOL, ParkedReader, ReadLoop
 from callflow.server._wsframes import closed_exc
 from callflow.server._wshandshake import RECEIVE_SIZE, HandshakeFailed, handshake
@@ -80,11 +81,11 @@ class FastWebSocketTransport(ParkedReader):
         self._stream = stream
         self._close_timeout = close_timeout
         self._writing = False
-        self._written = trio.Event()
+        self._written = Signal()
         self._reading = False
         self._stream_closed = False
         self._closed: TransportClosed | None = None
-        self._closed_event = trio.Event()
+        self._closed_event = Signal()
         # On a plain TCP stream, read and write the socket's descriptor directly: one system
         # call per read instead of trio's try-then-wait pair, and no stream wrappers.
         self._fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
@@ -415,7 +416,7 @@ class FastWebSocketTransport(ParkedReader):
         finally:
             self._writing = False
             self._written.set()
-            self._written = trio.Event()
+            self._written = Signal()
         if self._eof_wanted and self._proto.state is not _OPEN:
             await self._close_stream()
 

@@ -1,0 +1,72 @@
+"""A one-shot flag tasks wait for, small enough to keep a dozen on every call.
+
+:class:`Signal` does what ``trio.Event`` does (``set``, ``is_set``, ``wait``), in two slots.
+A ``trio.Event`` carries its own ``ParkingLot``, which carries an ``OrderedDict``: 280 bytes
+each (``tracemalloc``), allocated up front whether or not any task ever waits. A parked call
+keeps about fifteen of them (a checkpoint's ack, the next key, the end of a clear, the socket's
+close, …), 4 KB of the 16 KB a call may hold in all (docs/performance.md, "Memory per idle
+call"). A :class:`Signal` is 48 bytes, and a list of the waiting tasks exists only while one
+waits.
+"""
+
+from __future__ import annotations
+
+import trio
+
+__all__ = ["Signal"]
+
+
+class Signal:
+    """A flag that is set once; :meth:`wait` returns once it is set.
+
+    The same semantics as ``trio.Event``: :meth:`wait` is a checkpoint whether or not the flag
+    is already set, it can be cancelled while it waits, and :meth:`set` wakes every waiting
+    task (trio runs them in no set order) and is idempotent. Not thread-safe, like
+    ``trio.Event``: use it from the trio thread only.
+    """
+
+    __slots__ = ("_flag", "_waiters")
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._waiters: list[trio.lowlevel.Task] | None = None
+
+    def is_set(self) -> bool:
+        """Whether :meth:`set` has been called."""
+        return self._flag
+
+    def set(self) -> None:
+        """Set the flag and wake every task waiting for it; a no-op once set."""
+        if self._flag:
+            return
+        self._flag = True
+        waiters, self._waiters = self._waiters, None
+        if waiters:
+            for task in waiters:
+                trio.lowlevel.reschedule(task)
+
+    async def wait(self) -> None:
+        """Return once the flag is set (at once, after a checkpoint, if it is already).
+
+        Raises:
+            trio.Cancelled: the waiting task was cancelled first.
+        """
+        if self._flag:
+            await trio.lowlevel.checkpoint()
+            return
+        task = trio.lowlevel.current_task()
+        waiters = self._waiters
+        if waiters is None:
+            waiters = self._waiters = []
+        waiters.append(task)
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            # only called while ``task`` has not been rescheduled, so it is still listed
+            waiters.remove(task)
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def __repr__(self) -> str:
+        waiting = len(self._waiters) if self._waiters else 0
+        return f"<Signal {'set' if self._flag else 'unset'}, {waiting} waiting>"
