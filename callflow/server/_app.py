@@ -31,7 +31,7 @@ from callflow.server._drain import HARD_DEADLINE, Drain, DrainAnswer
 from callflow.server._front import Front
 from callflow.server._handoff import Handoff
 from callflow.server._health import HEALTH_PATH, Health
-from callflow.server._keepalive import DEFAULT_KEEPALIVE, Keepalive
+from callflow.server._keepalive import DEFAULT_KEEPALIVE, Keepalive, Pinger
 from callflow.server._routes import Routes
 from callflow.server._streams import CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT, MAX_MESSAGE_SIZE, Streams
 from callflow.server._token import DEFAULT_TTL
@@ -349,6 +349,9 @@ async def _run(
         if ReadLoop.available():  # else (not Linux) each call reads its own socket
             server.streams.read_loop = ReadLoop()
             nursery.start_soon(server.streams.read_loop.run)
+        if server.streams.keepalive is not None:
+            server.streams.pinger = Pinger(server.streams.keepalive)
+            nursery.start_soon(server.streams.pinger.run)
         log.info("listening on %s (%d flows)", info.url, len(server.flows))
         task_status.started(info)
         await drain.wait_started()

@@ -20,20 +20,29 @@ Any pong counts, whatever its payload (RFC 6455 §5.5.3 allows unsolicited pongs
 heartbeat). Only pongs count, not media: Plivo sends media about 50 times a second while
 the stream has an inbound track, but a stream with ``audioTrack="outbound"`` sends none, and
 timing every media frame would add work to the one path that runs 50 times a second per
-call; a pong proves the same within ``pong_timeout``. The cost is one small timer task per
-call and one ping frame per ``ping_interval``; nothing per message.
+call; a pong proves the same within ``pong_timeout``.
+
+The cost: one :class:`Pinger` task per server keeps every socket's timer, in two queues
+ordered by due time (every entry of a queue was added with the same delay, so each stays
+sorted with no heap); a watched socket holds one small :class:`Watch` entry (about 100
+bytes) and a ping frame per ``ping_interval``, nothing per message. A task per call, as
+this was first written, held 5 KB of every parked call (a task, its nursery, two sleeps:
+docs/performance.md, "Memory per idle call").
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+import math
+from collections import deque
+from collections.abc import Callable, Iterator
 from typing import Final
 
 import attrs
 import trio
 
+from callflow.runtime._signal import Signal
 from callflow.server._wsfast import FastWebSocketTransport
 
 __all__ = [
@@ -41,8 +50,8 @@ __all__ = [
     "DEFAULT_PING_INTERVAL",
     "DEFAULT_PONG_TIMEOUT",
     "Keepalive",
-    "keep_alive",
-    "keeping_alive",
+    "Pinger",
+    "Watch",
 ]
 
 log = logging.getLogger("callflow.server")
@@ -85,48 +94,107 @@ DEFAULT_KEEPALIVE: Final = Keepalive()
 """The settings ``serve_flows`` uses unless told otherwise."""
 
 
-async def keep_alive(
-    transport: FastWebSocketTransport,
-    settings: Keepalive,
-    on_timeout: Callable[[], object] | None = None,
-) -> None:
-    """Ping ``transport`` until it closes; abort it (and call ``on_timeout``, e.g. a
-    counter's ``inc``) when a pong does not come in time.
+class Watch:
+    """One socket's place in a :class:`Pinger` (see :meth:`Pinger.watch`)."""
 
-    Returns once the transport is closed (by anyone); cancel it to stop sooner.
+    __slots__ = ("due", "on_timeout", "pings", "pongs", "transport")
+
+    def __init__(
+        self, transport: FastWebSocketTransport, due: float, on_timeout: Callable[[], object] | None
+    ) -> None:
+        self.transport: FastWebSocketTransport | None = transport
+        self.due = due
+        self.on_timeout = on_timeout
+        self.pings = 0
+        self.pongs = 0
+
+    def stop(self) -> None:
+        """Stop watching (idempotent); the pinger lets the socket go at once."""
+        self.transport = None
+        self.on_timeout = None
+
+
+class Pinger:
+    """Pings every watched socket and gives up one whose pong does not come in time (the
+    rule in the module doc): one task per server, :meth:`run`, for every call's socket.
+
+    Per socket, ``settings.ping_interval`` seconds after it is watched a ping goes out; if no
+    pong has come ``settings.pong_timeout`` seconds later, the socket is aborted
+    (:meth:`~callflow.server._wsfast.FastWebSocketTransport.abort`, so its reader gets
+    ``TransportClosed(1006, "no pong …")``) and the watch's ``on_timeout`` is called; else
+    the next ping is due ``ping_interval`` seconds after that check.
     """
-    pings = 0
-    while transport.close_code is None:
-        await trio.sleep(settings.ping_interval)
-        if transport.close_code is not None:
-            return
-        pongs = transport.pongs
-        pings += 1
-        await transport.ping(pings.to_bytes(4, "big"))
-        await trio.sleep(settings.pong_timeout)
-        if transport.close_code is None and transport.pongs == pongs:
+
+    def __init__(self, settings: Keepalive) -> None:
+        self.settings = settings
+        self._to_ping: deque[Watch] = deque()
+        self._to_check: deque[Watch] = deque()
+        self._changed = Signal()
+        self._nursery: trio.Nursery | None = None
+
+    def watch(
+        self, transport: FastWebSocketTransport, on_timeout: Callable[[], object] | None = None
+    ) -> Watch:
+        """Start pinging ``transport``; ``on_timeout`` (e.g. a counter's ``inc``) is called if
+        it is given up. Call :meth:`Watch.stop` when the socket's call is done with it."""
+        watch = Watch(transport, trio.current_time() + self.settings.ping_interval, on_timeout)
+        self._to_ping.append(watch)
+        self._changed.set()
+        return watch
+
+    @contextlib.contextmanager
+    def watching(
+        self, transport: FastWebSocketTransport, on_timeout: Callable[[], object] | None = None
+    ) -> Iterator[Watch]:
+        """:meth:`watch` for the body of a ``with`` block."""
+        watch = self.watch(transport, on_timeout)
+        try:
+            yield watch
+        finally:
+            watch.stop()
+
+    def __len__(self) -> int:
+        """Sockets watched (stopped watches included until their next due time)."""
+        return len(self._to_ping) + len(self._to_check)
+
+    async def run(self) -> None:
+        """Keep every watched socket's timers until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery  # for pings on streams that are not plain sockets
+            while True:
+                self._due(trio.current_time())
+                heads = [q[0].due for q in (self._to_ping, self._to_check) if q]
+                self._changed = Signal()  # set by watch(): the next due time may be sooner
+                with trio.move_on_at(min(heads) if heads else math.inf):
+                    await self._changed.wait()
+
+    def _due(self, now: float) -> None:
+        """Ping the sockets whose ping is due; check those whose pong is due."""
+        settings, to_ping, to_check = self.settings, self._to_ping, self._to_check
+        while to_ping and to_ping[0].due <= now:
+            watch = to_ping.popleft()
+            transport = watch.transport
+            if transport is None or transport.close_code is not None:
+                continue
+            watch.pongs = transport.pongs
+            watch.pings += 1
+            payload = watch.pings.to_bytes(4, "big")
+            if not transport.ping_nowait(payload) and self._nursery is not None:
+                self._nursery.start_soon(transport.ping, payload)
+            watch.due = now + settings.pong_timeout
+            to_check.append(watch)
+        while to_check and to_check[0].due <= now:
+            watch = to_check.popleft()
+            transport = watch.transport
+            if transport is None or transport.close_code is not None:
+                continue
+            if transport.pongs != watch.pongs:
+                watch.due = now + settings.ping_interval
+                to_ping.append(watch)
+                continue
             reason = f"no pong within {settings.pong_timeout:g} s of a ping"
             log.warning("%s peer silent: %s; connection given up as lost", transport.name, reason)
             transport.abort(reason)
-            if on_timeout is not None:
-                on_timeout()
-            return
-
-
-@contextlib.asynccontextmanager
-async def keeping_alive(
-    transport: FastWebSocketTransport,
-    settings: Keepalive | None,
-    on_timeout: Callable[[], object] | None = None,
-) -> AsyncIterator[None]:
-    """Run :func:`keep_alive` on ``transport`` for the body of the ``async with`` (nothing
-    when ``settings`` is None)."""
-    if settings is None:
-        yield
-        return
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(keep_alive, transport, settings, on_timeout)
-        try:
-            yield
-        finally:
-            nursery.cancel_scope.cancel()
+            if watch.on_timeout is not None:
+                watch.on_timeout()
+            watch.stop()

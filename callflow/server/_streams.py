@@ -19,7 +19,7 @@ from callflow.observe import METRICS, WarningLimiter, bind_call, call_label, esc
 from callflow.runtime import LiveCalls, PlivoRest, RuntimeConfig, run_call
 from callflow.server._drain import CLOSE_GRACE, DRAINED_REASON, FLOW_END_GRACE, Drain
 from callflow.server._http import HttpConnection
-from callflow.server._keepalive import DEFAULT_KEEPALIVE, Keepalive, keeping_alive
+from callflow.server._keepalive import DEFAULT_KEEPALIVE, Keepalive, Pinger
 from callflow.server._routes import Routes, header_dict, peer_host
 from callflow.server._token import (
     TOKEN_QUERY_KEY,
@@ -61,6 +61,8 @@ class Streams:
         read_loop: reads every parked call's socket (Linux); set by ``serve_flows``.
         keepalive: pings every call's socket and gives up one whose pong does not come
             (:mod:`callflow.server._keepalive`); ``None``: no pings. Set by ``serve_flows``.
+        pinger: keeps those pings for every call's socket, one task per server (made from
+            ``keepalive`` and run by ``serve_flows``); ``None``: no pings.
     """
 
     def __init__(
@@ -79,6 +81,7 @@ class Streams:
         self.config = config
         self.read_loop: ReadLoop | None = None
         self.keepalive: Keepalive | None = DEFAULT_KEEPALIVE
+        self.pinger: Pinger | None = None
         self._calls: dict[trio.CancelScope, _LiveStream] = {}
         self._calls_changed = trio.Event()
         self.refusals = WarningLimiter(
@@ -227,8 +230,11 @@ class Streams:
         code, reason = 1000, "call ended"
         try:
             with call_scope:
-                pong_timeouts = METRICS.for_flow(flow.path).pong_timeouts
-                async with keeping_alive(transport, self.keepalive, pong_timeouts.inc):
+                watch = None
+                if self.pinger is not None:
+                    pong_timeouts = METRICS.for_flow(flow.path).pong_timeouts
+                    watch = self.pinger.watch(transport, pong_timeouts.inc)
+                try:
                     await run_call(
                         flow,
                         transport,
@@ -239,6 +245,9 @@ class Streams:
                         answered_at=token.issued_at,
                         call_uuid=token.call_uuid,
                     )
+                finally:
+                    if watch is not None:
+                        watch.stop()
             if call_scope.cancelled_caught:
                 log.info("%s ws %s: cancelled by the server's drain", call, flow.stream_path)
         except* Exception:

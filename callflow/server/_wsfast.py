@@ -259,16 +259,26 @@ class FastWebSocketTransport(ParkedReader):
         the connection is closed or closing. Never waits for a peer that does not read: on a
         socket, what it does not take now waits for the next write (a write under way takes
         it along); another stream is written shielded, as every write is."""
-        if self._closed is not None or self._proto.state is not _OPEN:
+        if self.ping_nowait(payload):
+            await trio.lowlevel.checkpoint()
             return
         self._proto.send_ping(payload)
-        if self._fd >= 0:
-            self._send_replies_now()
-            await trio.lowlevel.checkpoint()
-        else:
-            self._queue(self._proto.data_to_send())
-            with trio.CancelScope(shield=True), contextlib.suppress(TransportClosed):
-                await self._flush()
+        self._queue(self._proto.data_to_send())
+        with trio.CancelScope(shield=True), contextlib.suppress(TransportClosed):
+            await self._flush()
+
+    def ping_nowait(self, payload: bytes = b"") -> bool:
+        """:meth:`ping` without waiting, where that can be: True when done (written, queued
+        behind a write under way or for the next one, or nothing to do on a closed
+        connection); False, nothing done, when this stream is not a plain socket (then
+        ``await ping()``)."""
+        if self._closed is not None or self._proto.state is not _OPEN:
+            return True
+        if self._fd < 0:
+            return False
+        self._proto.send_ping(payload)
+        self._send_replies_now()
+        return True
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
         """Close with ``code`` and ``reason``; idempotent (see the module doc)."""

@@ -23,10 +23,20 @@ from websockets.uri import parse_uri
 
 from callflow.observe import METRICS
 from callflow.runtime import TransportClosed
-from callflow.server._keepalive import Keepalive, keep_alive
+from callflow.server._keepalive import Keepalive, Pinger
 from callflow.server._wsfast import FastWebSocketTransport, ReadLoop
 
 SETTINGS = Keepalive(ping_interval=10.0, pong_timeout=5.0)
+
+
+async def keep_alive(transport: FastWebSocketTransport, settings: Keepalive) -> None:
+    """Watch ``transport`` with a :class:`Pinger` of its own; return once it is given up."""
+    pinger, gave_up = Pinger(settings), trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pinger.run)
+        with pinger.watching(transport, gave_up.set):
+            await gave_up.wait()
+        nursery.cancel_scope.cancel()
 
 
 @attrs.define
@@ -71,16 +81,11 @@ class Peer:
             await self.stream.send_all(b"".join(frames))
 
 
-@pytest.fixture
-async def peer(
-    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
-) -> AsyncIterator[Peer]:
-    """A transport on one end of a socket pair, read by the server's :class:`ReadLoop` (as
-    in ``serve_flows``), and websockets' client on the other end."""
+async def _open_peer(nursery: trio.Nursery, loop: ReadLoop, name: str) -> Peer:
+    """A transport on one end of a socket pair, read by ``loop`` (as in ``serve_flows``),
+    and websockets' client on the other end."""
     server_sock, client_sock = trio.socket.socketpair()
     client_stream = trio.SocketStream(client_sock)
-    loop = ReadLoop()
-    nursery.start_soon(loop.run)
     proto = ClientProtocol(parse_uri("ws://localhost/s"), max_size=None)
     proto.send_request(proto.connect())
     transport = await FastWebSocketTransport.accept(
@@ -88,7 +93,7 @@ async def peer(
         b"".join(proto.data_to_send()),
         close_timeout=1.0,
         read_loop=loop,
-        name="call=k1",
+        name=name,
     )
     proto.receive_data(await client_stream.receive_some())
     (response,) = proto.events_received()
@@ -107,9 +112,21 @@ async def peer(
             p.closed.append((exc, trio.current_time()))
 
     nursery.start_soon(read)
+    return p
+
+
+@pytest.fixture
+async def peer(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> AsyncIterator[Peer]:
+    """A transport on one end of a socket pair, read by the server's :class:`ReadLoop` (as
+    in ``serve_flows``), and websockets' client on the other end."""
+    loop = ReadLoop()
+    nursery.start_soon(loop.run)
+    p = await _open_peer(nursery, loop, "call=k1")
     yield p
-    await transport.aclose()
-    await client_stream.aclose()
+    await p.transport.aclose()
+    await p.stream.aclose()
 
 
 async def test_a_peer_that_answers_pings_stays_open(
@@ -176,6 +193,46 @@ async def test_unsolicited_pongs_count(
     with trio.move_on_after(60):
         await keep_alive(peer.transport, SETTINGS)
     assert peer.closed == []
+
+
+async def test_one_pinger_keeps_each_socket_on_its_own_schedule(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Sockets watched at different times are pinged ``ping_interval`` after their own
+    start, the silent one is given up alone, and a stopped watch is let go."""
+    loop = ReadLoop()
+    nursery.start_soon(loop.run)
+    pinger = Pinger(SETTINGS)
+    nursery.start_soon(pinger.run)
+    peers: list[Peer] = []
+    for i in range(3):
+        peers.append(await _open_peer(nursery, loop, f"call=p{i}"))
+    timeouts: list[str] = []
+    began = trio.current_time()
+    async with trio.open_nursery() as peers_nursery:
+        watches = []
+        for i, p in enumerate(peers):
+            peers_nursery.start_soon(functools.partial(p.serve, answer=i != 1))  # p1 never answers
+            watches.append(pinger.watch(p.transport, functools.partial(timeouts.append, f"p{i}")))
+            await trio.sleep(3)
+        await trio.sleep(40 - 9)
+        assert timeouts == ["p1"]
+        assert [c.code for c, _ in peers[1].closed] == [1006]
+        assert peers[1].closed[0][1] - began == pytest.approx(3 + 15, abs=0.1)
+        for p in (peers[0], peers[2]):
+            assert p.closed == []
+        # p0 watched at 0 s, p2 at 6 s: pings at 10, 25, 40 s after each one's start
+        assert [round(t - began, 1) for t in peers[0].pings] == [10.0, 25.0]
+        assert [round(t - began, 1) for t in peers[2].pings] == [16.0, 31.0]
+        watches[2].stop()
+        await trio.sleep(30)
+        assert len(peers[2].pings) == 2  # not pinged once stopped
+        assert len(peers[0].pings) == 4
+        assert len(pinger) == 1  # only p0's watch is kept
+        peers_nursery.cancel_scope.cancel()
+    for p in peers:
+        await p.transport.aclose()
+        await p.stream.aclose()
 
 
 @pytest.mark.parametrize(("interval", "timeout"), [(0, 1), (1, 0), (-1, 1), (1, float("nan"))])
