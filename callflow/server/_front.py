@@ -178,13 +178,15 @@ class Front:
                 if moved.conn is not conn:
                     return await self._serve_http(moved.conn, scope)
             if is_websocket_upgrade(head):
-
-                def became_call() -> None:
-                    scope.shield = True
-                    self._call_connections.add(scope)
-                    self.cap.became_call(scope)
-
-                return not await self.streams.serve_upgrade(conn, head, became_call)
+                upgrade = await self.streams.check_upgrade(conn, head)
+                if upgrade is None:
+                    return True  # refused with an HTTP error
+                del head  # a call may last an hour: hold none of its request head
+                scope.shield = True  # a live call: only the drain deadline may end it
+                self._call_connections.add(scope)
+                self.cap.became_call(scope)
+                await self.streams.serve_call(conn, upgrade)
+                return False
             if not await self._serve_request(conn, head, scope) or not conn.next_cycle():
                 return True
             routed = False

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from urllib.parse import parse_qs
 
 import attrs
@@ -43,6 +42,15 @@ CLOSE_TIMEOUT = 5.0
 
 wall_clock = time.time
 """Unix seconds, for the stream token's expiry (a test may set another clock here)."""
+
+
+@attrs.frozen
+class Upgrade:
+    """A stream upgrade whose token checked out (:meth:`Streams.check_upgrade`): the flow
+    at its path and the verified token."""
+
+    flow: Flow
+    token: StreamToken
 
 
 @attrs.define(eq=False)
@@ -93,14 +101,13 @@ class Streams:
         """Stream connections running a call (or about to: handshake, waiting for start)."""
         return len(self._calls)
 
-    async def serve_upgrade(
-        self, conn: HttpConnection, head: h11.Request, became_call: Callable[[], None]
-    ) -> bool:
-        """Refuse the upgrade with an HTTP error (False) or serve the call on it (True).
+    async def check_upgrade(self, conn: HttpConnection, head: h11.Request) -> Upgrade | None:
+        """The upgrade's flow and verified token, or None once it has been refused with an
+        HTTP error (404: no stream at this path; 400: not a WebSocket 13 handshake; 403: the
+        stream token is rejected, see :mod:`callflow.server._token`).
 
-        ``became_call`` runs once the token checks out, before the handshake: from then on
-        the connection is a live call (the caller shields it from the server's cancellation;
-        only the drain deadline reaches it, through the call's own scope).
+        Nothing of ``head`` is kept in what it returns, so the caller can let the request
+        head go before the call's hour on the socket (:meth:`serve_call`).
         """
         target = head.target.decode("ascii", "replace")
         path, _, query = target.partition("?")
@@ -114,7 +121,7 @@ class Streams:
                 conn.client,
             )
             await conn.respond(404, b"no stream at this path\n", close=True)
-            return False
+            return None
         flow = route[1]
         if headers.get("sec-websocket-version") != "13" or not headers.get("sec-websocket-key"):
             self.refusals.warning(
@@ -129,23 +136,28 @@ class Streams:
                 close=True,
                 headers=[("sec-websocket-version", "13")],
             )
-            return False
+            return None
         token = self._verify_token(query, path, conn)
         if isinstance(token, str):
             METRICS.for_flow(flow.path).outcomes["refused"].inc()
             await conn.respond(403, f"stream token rejected: {token}\n".encode(), close=True)
-            return False
-        became_call()
+            return None
+        return Upgrade(flow, token)
+
+    async def serve_call(self, conn: HttpConnection, upgrade: Upgrade) -> None:
+        """Complete the handshake of an upgrade :meth:`check_upgrade` let through and run its
+        call; return once the socket is closed. (The caller shields the connection from the
+        server's cancellation first: only the drain deadline reaches it, through the call's
+        own scope.)"""
         call_scope = trio.CancelScope()
-        live = _LiveStream(token.call_uuid)
+        live = _LiveStream(upgrade.token.call_uuid)
         self._calls[call_scope] = live
         try:
-            await self._run_websocket(conn, flow, token, call_scope, live)
+            await self._run_websocket(conn, upgrade, call_scope, live)
         finally:
             del self._calls[call_scope]
             self._calls_changed.set()
             self._calls_changed = trio.Event()
-        return True
 
     def _verify_token(self, query: str, path: str, conn: HttpConnection) -> StreamToken | str:
         """The upgrade's verified token, or why it is refused (logged here)."""
@@ -179,8 +191,7 @@ class Streams:
     async def _run_websocket(
         self,
         conn: HttpConnection,
-        flow: Flow,
-        token: StreamToken,
+        upgrade: Upgrade,
         call_scope: trio.CancelScope,
         live: _LiveStream,
     ) -> None:
@@ -189,6 +200,7 @@ class Streams:
         The transport's close handshake runs shielded after ``call_scope``, so cancelling the
         call (the drain deadline) still closes the socket cleanly.
         """
+        flow, token = upgrade.flow, upgrade.token
         call = call_label(token.call_uuid)
         bind_call(call_id=token.call_uuid, flow=flow.path)  # this connection is the call's now
         transport: FastWebSocketTransport | None = None
@@ -238,7 +250,7 @@ class Streams:
                     await run_call(
                         flow,
                         transport,
-                        answer_params=dict(token.params),
+                        answer_params=token.params,  # run_call keeps its own copy,
                         live_calls=self.live_calls,
                         rest=self.rest,
                         config=self.config,
