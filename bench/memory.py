@@ -92,6 +92,11 @@ async def _main(calls: int, top: int, frames: int) -> None:
         total = sum(sites.values())
         print(f"idle calls: {live}; server-side bytes held: {total} ({total / live:.0f} per call)")
         print(f"{'bytes/call':>10}  {'allocs/call':>11}  site")
+        import os
+        if os.environ.get("MEM_SHOW"):
+            for stat in stats:
+                if os.environ["MEM_SHOW"] in _label(stat.traceback):
+                    print(stat.size // live, stat.count // live, "\n".join(stat.traceback.format()[-16:]))
         for label, size in sites.most_common(top):
             print(f"{size / live:10.0f}  {counts[label] / live:11.1f}  {label}")
         await loadgen._hang_up_all(gen.calls, 5)

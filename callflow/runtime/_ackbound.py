@@ -23,8 +23,8 @@ import trio
 
 from callflow.runtime._config import CallInfo, RuntimeConfig
 from callflow.runtime._ledger import Ledger
-from callflow.runtime._signal import Signal
 from callflow.runtime._state import CallState
+from callflow.runtime._sync import Signal
 
 __all__ = ["AckBound"]
 

@@ -28,7 +28,7 @@ import trio
 
 from callflow.runtime import _resume
 from callflow.runtime._config import RuntimeConfig
-from callflow.runtime._signal import Signal
+from callflow.runtime._sync import FifoLock, Signal
 from callflow.runtime._transport import Transport, TransportClosed, is_lost_link
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ class Line:
     def __init__(self, call: Call, transport: Transport, config: RuntimeConfig) -> None:
         self._call = call
         self._config = config
-        self._write_lock = trio.StrictFIFOLock()
+        self._write_lock = FifoLock()
         self._current: Attachment | None = Attachment(transport)
         self._attached = Signal()
         self._attached.set()

@@ -25,7 +25,7 @@ from callflow.runtime._results import (
     Recording,
     Speech,
 )
-from callflow.runtime._signal import Signal
+from callflow.runtime._sync import Signal
 from callflow.runtime._vad import Vad, VadSettings
 from callflow.voice import Text
 

@@ -11,7 +11,7 @@ import numpy.typing as npt
 import trio
 
 from callflow.runtime._errors import CallEnded
-from callflow.runtime._signal import Signal
+from callflow.runtime._sync import Signal
 
 if TYPE_CHECKING:
     from callflow.runtime._inbound import Inbound
@@ -68,7 +68,9 @@ class InboundAudio:
     def close(self) -> None:
         """Stop receiving: the runtime stops decoding for this listener."""
         self._closed = True
-        self._call._listeners.discard(self)
+        listeners = self._call._listeners
+        if self in listeners:
+            listeners.remove(self)
         self._arrived.set()
 
     def __aiter__(self) -> InboundAudio:

@@ -9,7 +9,6 @@ Audio goes out as cached base64 ``playAudio`` payloads, never more than
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 from collections.abc import Callable, Sequence
 from contextlib import aclosing
@@ -25,9 +24,9 @@ from callflow.runtime._config import CallInfo, Playback, RuntimeConfig
 from callflow.runtime._errors import CallEnded
 from callflow.runtime._ledger import Ledger, Mark
 from callflow.runtime._results import BargeIn
-from callflow.runtime._signal import Signal
 from callflow.runtime._sources import AudioSource, b64_len
 from callflow.runtime._sources import payloads as source_payloads
+from callflow.runtime._sync import Signal
 from callflow.runtime._vad import Vad
 
 log = logging.getLogger("callflow.call")
@@ -39,8 +38,10 @@ class Player(AckBound):
     def __init__(self, info: CallInfo, config: RuntimeConfig | None) -> None:
         super().__init__(info, config)
         self._prefix = play_audio_prefix(info.stream_id, info.format)
-        self._names = itertools.count(1)
-        self._used_names: set[str] = set()
+        # checkpoint names: callflow's own are cf1 … cf{_auto_marks}; only the ones a flow
+        # chose are kept, so a long call's bookkeeping does not grow with every checkpoint
+        self._auto_marks = 0
+        self._chosen_marks: set[str] | None = None
         self._ledger = Ledger()
         self._mark_waiters: dict[str, Signal] = {}
         self._mark_results: dict[str, bool] = {}
@@ -250,7 +251,7 @@ class Player(AckBound):
             ValueError: ``name`` was used before on this stream.
             CallEnded: the call is over.
         """
-        if name is not None and name in self._used_names:
+        if name is not None and self._mark_name_used(name):
             raise ValueError(f"checkpoint name {name!r} already used on this stream")
         return await self._wait_mark(await self._send_mark(name))
 
@@ -335,12 +336,31 @@ class Player(AckBound):
             self._raise_if_ended()
             await self._wait_or_give_up(self._progress)
 
+    def _mark_name_used(self, name: str) -> bool:
+        """Whether checkpoint ``name`` was sent on this stream already (by the flow, or as
+        one of callflow's own ``cf<n>``)."""
+        if self._chosen_marks is not None and name in self._chosen_marks:
+            return True
+        digits = name[2:]
+        return (
+            name.startswith("cf")
+            and digits.isascii()
+            and digits.isdigit()
+            and not digits.startswith("0")
+            and int(digits) <= self._auto_marks
+        )
+
     async def _send_mark(self, name: str | None = None) -> str:
         if name is None:
-            name = f"cf{next(self._names)}"
-            while name in self._used_names:
-                name = f"cf{next(self._names)}"
-        self._used_names.add(name)
+            self._auto_marks += 1
+            name = f"cf{self._auto_marks}"
+            while self._chosen_marks is not None and name in self._chosen_marks:
+                self._auto_marks += 1
+                name = f"cf{self._auto_marks}"
+        else:
+            if self._chosen_marks is None:
+                self._chosen_marks = set()
+            self._chosen_marks.add(name)
         self._mark_waiters[name] = Signal()
         self._ledger.mark(name)
         now = self._mark_sent_at[name] = trio.current_time()

@@ -34,8 +34,8 @@ from callflow.runtime._dispatch import dispatcher
 from callflow.runtime._errors import CallEnded
 from callflow.runtime._live import Claim, LiveCalls
 from callflow.runtime._rest import PlivoRest
-from callflow.runtime._signal import Signal
 from callflow.runtime._start import Refused, wait_for_start
+from callflow.runtime._sync import Signal
 from callflow.runtime._transport import Transport, TransportClosed, receive_until
 
 __all__ = ["DRAINED_REASON", "LiveCalls", "run_call"]

@@ -19,7 +19,7 @@ import attrs
 import trio
 
 from callflow.runtime._results import BargeIn, GatherResult, Invalid, NoInput, Speech
-from callflow.runtime._signal import Signal
+from callflow.runtime._sync import Signal
 from callflow.voice import SttResult
 
 if TYPE_CHECKING:

@@ -42,7 +42,7 @@ from typing import Final
 import attrs
 import trio
 
-from callflow.runtime._signal import Signal
+from callflow.runtime._sync import Signal
 from callflow.server._wsfast import FastWebSocketTransport
 
 __all__ = [

@@ -43,7 +43,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from callflow.runtime import Dispatch, TransportClosed
-from callflow.runtime._signal import Signal
+from callflow.runtime._sync import Signal
 from callflow.server._readloop import PROTOCOL, ParkedReader, ReadLoop
 from callflow.server._wsframes import closed_exc
 from callflow.server._wshandshake import RECEIVE_SIZE, HandshakeFailed, handshake

@@ -445,3 +445,31 @@ def test_barge_in_keys_are_checked_and_upper_cased() -> None:
         BargeIn(keys="xyz")
     with pytest.raises(ValueError, match="DTMF"):
         BargeIn.of("1x")
+
+
+async def test_a_checkpoint_name_is_used_once_whoever_chose_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A flow may not reuse a checkpoint name, nor take one of callflow's own (``cf<n>``) that
+    went out already; callflow's own names skip the ones a flow chose."""
+    refused: list[str] = []
+
+    @flow("/names", format=Format.MULAW_8K)
+    async def names(call: Call) -> None:
+        await call.say(SHORT)  # callflow's own checkpoint after the audio: cf1
+        assert await call.checkpoint("cf3")
+        assert await call.checkpoint("mine")
+        for name in ("cf1", "cf3", "mine"):
+            with pytest.raises(ValueError, match="already used") as exc:
+                await call.checkpoint(name)
+            refused.append(str(exc.value))
+        await call.say(SHORT)  # cf2
+        await call.say(SHORT)  # cf3 is the flow's: cf4
+        assert await call.checkpoint("cf5")
+        assert await call.checkpoint("cf40")  # not sent by anyone yet
+
+    async with FakePlivo(names) as caller:
+        await caller.hung_up()
+    sent = [json.loads(i.text)["name"] for i in caller.received if '"checkpoint"' in i.text]
+    assert sent == ["cf1", "cf3", "mine", "cf2", "cf4", "cf5", "cf40"]
+    assert len(refused) == 3
