@@ -18,6 +18,7 @@ it. It costs nothing per message: a deadline is computed per checkpoint sent and
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -34,6 +35,10 @@ log = logging.getLogger("callflow.call")
 class AckBound(CallState):
     """The ack bound's state and waits (module doc); base of the playback engine, which owns
     ``_ledger`` and ``_mark_sent_at`` (checkpoint name -> time sent)."""
+
+    if not TYPE_CHECKING:  # (mypy would take () as this class's only attributes)
+        __slots__ = ()
+    _SLOTS: tuple[str, ...] = ("_ack_due", "_ack_stall_logged")
 
     _ledger: Ledger
     _mark_sent_at: dict[str, float]

@@ -32,6 +32,10 @@ T = TypeVar("T")
 class Asking(Player, Inbound):
     """Taking the caller's answers: keys, speech and recordings (see :class:`Call`)."""
 
+    if not TYPE_CHECKING:  # (mypy would take () as this class's only attributes)
+        __slots__ = ()
+    _SLOTS: tuple[str, ...] = ()
+
     def _as_call(self) -> Call:
         # Only Call is ever built, and _collect's algorithms take the whole Call.
         return cast("Call", self)

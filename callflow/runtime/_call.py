@@ -24,6 +24,7 @@ import trio
 from callflow.observe import FlowMetrics
 from callflow.protocol import ExtraHeaders, SendDTMF, encode, play_audio_prefix
 from callflow.runtime import _background
+from callflow.runtime._ackbound import AckBound
 from callflow.runtime._asking import Asking
 from callflow.runtime._attach import Line
 from callflow.runtime._config import (
@@ -34,9 +35,12 @@ from callflow.runtime._config import (
     StatusEvent,
 )
 from callflow.runtime._errors import CallflowError
+from callflow.runtime._inbound import Inbound
 from callflow.runtime._listen import InboundAudio
+from callflow.runtime._playback import Player
 from callflow.runtime._rest import PlivoRest, RestError
 from callflow.runtime._sources import AudioSource
+from callflow.runtime._state import CallState
 from callflow.runtime._transport import Transport
 from callflow.voice import Stt, TtsChoice
 
@@ -66,6 +70,18 @@ class Call(Asking):
     next barge-in prompt at once. Methods are safe to call from several tasks of the flow:
     one writer keeps wire order equal to call order.
     """
+
+    _SLOTS = ("_line", "_rest", "_rest_done", "_transferred", "_write", "__weakref__")
+    # every attribute of every part, and no instance dict: a parked call is smaller by
+    # its dict, ~1.7 KB (docs/performance.md, "Memory per idle call")
+    __slots__ = (
+        *CallState._SLOTS,
+        *AckBound._SLOTS,
+        *Player._SLOTS,
+        *Inbound._SLOTS,
+        *Asking._SLOTS,
+        *_SLOTS,
+    )
 
     def __init__(
         self,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -35,6 +36,23 @@ _MAX_STATUS = 256
 
 class Inbound(CallState):
     """The inbound part of a :class:`~callflow.runtime.Call` (module docstring)."""
+
+    if not TYPE_CHECKING:  # (mypy would take () as this class's only attributes)
+        __slots__ = ()
+    _SLOTS: tuple[str, ...] = (
+        "_dtmf",
+        "_dtmf_arrived",
+        "_finish_key",
+        "_listeners",
+        "_log_key",
+        "_machine",
+        "_machine_arrived",
+        "_status",
+        "_status_arrived",
+        "_uninterruptible_keys",
+        "frames_received",
+        "protocol_errors",
+    )
 
     def __init__(self, info: CallInfo, config: RuntimeConfig | None) -> None:
         super().__init__(info, config)

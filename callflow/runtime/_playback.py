@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from contextlib import aclosing
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +35,29 @@ log = logging.getLogger("callflow.call")
 
 class Player(AckBound):
     """The playback part of a :class:`~callflow.runtime.Call` (module docstring)."""
+
+    if not TYPE_CHECKING:  # (mypy would take () as this class's only attributes)
+        __slots__ = ()
+    _SLOTS: tuple[str, ...] = (
+        "_auto_marks",
+        "_barge_in_at",
+        "_barge_in_by_speech",
+        "_barge_in_pending",
+        "_chosen_marks",
+        "_clear_cause",
+        "_clear_done",
+        "_clear_epoch",
+        "_first_audio_sent",
+        "_heard_at_clear",
+        "_latest_clear",
+        "_ledger",
+        "_mark_results",
+        "_mark_sent_at",
+        "_mark_waiters",
+        "_prefix",
+        "_progress",
+        "_started_at",
+    )
 
     def __init__(self, info: CallInfo, config: RuntimeConfig | None) -> None:
         super().__init__(info, config)

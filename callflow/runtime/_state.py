@@ -12,6 +12,7 @@ the writer lock). Each part keeps its own state and wakes its own waiters when t
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +27,25 @@ from callflow.voice import Renderer, Stt, TtsChoice, default_stt, default_tts
 
 class CallState:
     """The state the parts of a call share; see the module docstring."""
+
+    # Slots (no instance dict): only :class:`~callflow.runtime.Call` declares them, with
+    # every part's ``_SLOTS`` (a part may not have slots of its own: they share a base).
+    if not TYPE_CHECKING:  # (mypy would take () as this class's only attributes)
+        __slots__ = ()
+    _SLOTS: tuple[str, ...] = (
+        "_config",
+        "_ended",
+        "_format",
+        "_frame_watchers",
+        "_key_watchers",
+        "_metrics",
+        "_stt",
+        "_tts",
+        "_uninterruptible_says",
+        "_wakeups",
+        "ended_by_plivo",
+        "info",
+    )
 
     _write: Callable[[str], Awaitable[None]]
     """Send one message to Plivo through the call's one writer (``_attach.Line.write``)."""
