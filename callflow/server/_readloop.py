@@ -99,6 +99,17 @@ class ParkedReader(FrameCodec):
     ``_writing``.
     """
 
+    __slots__ = (
+        "_context",
+        "_dispatch",
+        "_fd",
+        "_handoff",
+        "_read_loop",
+        "_reading",
+        "_waiter",
+        "_writing",
+    )
+
     _fd: int
     _read_loop: ReadLoop | None
     _reading: bool
@@ -178,7 +189,7 @@ class ParkedReader(FrameCodec):
         task's next flush."""
         if self._writing or self._out:
             return False
-        chunks = self._proto.data_to_send()
+        chunks = self._take_replies()
         if not all(chunks):  # an EOF marker: closing is the task's business
             self._queue(chunks)
             return False

@@ -45,7 +45,7 @@ from websockets.server import ServerProtocol
 from callflow.runtime import Dispatch, TransportClosed
 from callflow.runtime._sync import Signal
 from callflow.server._readloop import PROTOCOL, ParkedReader, ReadLoop
-from callflow.server._wsframes import closed_exc
+from callflow.server._wsframes import PING, TEXT, closed_exc, frame
 from callflow.server._wshandshake import RECEIVE_SIZE, HandshakeFailed, handshake
 
 __all__ = ["FastWebSocketTransport", "HandshakeFailed", "ReadLoop"]
@@ -66,10 +66,21 @@ class FastWebSocketTransport(ParkedReader):
     Resource handling: owns ``stream`` from :meth:`accept` on; :meth:`aclose` closes it.
     """
 
+    __slots__ = (
+        "__weakref__",
+        "_close_timeout",
+        "_closed",
+        "_closed_event",
+        "_last_read",
+        "_stream",
+        "_stream_closed",
+        "_written",
+    )
+
     def __init__(
         self,
         stream: trio.abc.Stream,
-        protocol: ServerProtocol,
+        protocol: ServerProtocol | None,
         request: Request,
         *,
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
@@ -133,8 +144,8 @@ class FastWebSocketTransport(ParkedReader):
         )
         if early:  # the protocol has parsed frames already: let it go on with the rest
             transport._fast = False
-        for frame in early:
-            transport._on_frame(frame)
+        for event in early:
+            transport._on_frame(event)
         return transport
 
     # -- the seam ------------------------------------------------------------------------------
@@ -144,7 +155,9 @@ class FastWebSocketTransport(ParkedReader):
         """The close code once closed or closing (1006 when the connection was lost)."""
         if self._closed is not None:
             return self._closed.code
-        proto = self._proto
+        proto = self._protocol
+        if proto is None:
+            return None
         if proto.close_rcvd is not None:
             return proto.close_rcvd.code
         if proto.close_sent is not None:
@@ -203,12 +216,17 @@ class FastWebSocketTransport(ParkedReader):
         Raises:
             TransportClosed: the connection is closed or closing.
         """
-        proto = self._proto
-        if self._closed is not None or proto.state is not _OPEN:
-            closed = self._closed or closed_exc(proto)
+        proto = self._protocol
+        if self._closed is not None or (proto is not None and proto.state is not _OPEN):
+            closed = self._closed or closed_exc(self._proto)
             raise TransportClosed(closed.code, closed.reason)
-        proto.send_text(message.encode())
-        self._queue(proto.data_to_send())
+        if proto is None:
+            if self._replies:
+                self._queue(self._take_replies())
+            self._queue([frame(TEXT, message.encode())])
+        else:
+            proto.send_text(message.encode())
+            self._queue(self._take_replies())
         await self._flush()
 
     def send_nowait(self, message: str) -> bool | None:
@@ -220,18 +238,24 @@ class FastWebSocketTransport(ParkedReader):
         The runtime's writer tries this first, so the common write needs no timeout scope (a
         deadline scope stays in trio's deadline heap, alive, long after it exits).
         """
-        proto = self._proto
+        proto = self._protocol
         if (
             self._closed is not None
             or self._writing
             or self._out
             or self._fd < 0
-            or proto.state is not _OPEN
+            or (proto is not None and proto.state is not _OPEN)
         ):
             return None
-        proto.send_text(message.encode())
-        chunks = proto.data_to_send()
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if proto is None and not self._replies:
+            data = frame(TEXT, message.encode())
+        else:
+            if proto is None:
+                chunks = [*self._take_replies(), frame(TEXT, message.encode())]
+            else:
+                proto.send_text(message.encode())
+                chunks = self._take_replies()
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         try:
             sent = os.write(self._fd, data)
         except OSError:  # full, or broken: the flush waits or reports it
@@ -262,8 +286,8 @@ class FastWebSocketTransport(ParkedReader):
         if self.ping_nowait(payload):
             await trio.lowlevel.checkpoint()
             return
-        self._proto.send_ping(payload)
-        self._queue(self._proto.data_to_send())
+        self._ping_frame(payload)
+        self._queue(self._take_replies())
         with trio.CancelScope(shield=True), contextlib.suppress(TransportClosed):
             await self._flush()
 
@@ -272,13 +296,19 @@ class FastWebSocketTransport(ParkedReader):
         behind a write under way or for the next one, or nothing to do on a closed
         connection); False, nothing done, when this stream is not a plain socket (then
         ``await ping()``)."""
-        if self._closed is not None or self._proto.state is not _OPEN:
+        if self._closed is not None or not self._is_open:
             return True
         if self._fd < 0:
             return False
-        self._proto.send_ping(payload)
+        self._ping_frame(payload)
         self._send_replies_now()
         return True
+
+    def _ping_frame(self, payload: bytes) -> None:
+        if self._protocol is None:
+            self._replies.append(frame(PING, payload))
+        else:
+            self._protocol.send_ping(payload)
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
         """Close with ``code`` and ``reason``; idempotent (see the module doc)."""
@@ -292,7 +322,7 @@ class FastWebSocketTransport(ParkedReader):
                 proto.send_close(code, reason)
             except Exception:  # an invalid code from the caller: close normally instead
                 proto.send_close(1000, "")
-            self._queue(proto.data_to_send())
+            self._queue(self._take_replies())
             with contextlib.suppress(TransportClosed):
                 await self._flush()
         with trio.move_on_after(self._close_timeout):
@@ -341,10 +371,16 @@ class FastWebSocketTransport(ParkedReader):
 
     async def _after_protocol(self, *, eof: bool) -> None:
         """Take the frames the protocol parsed, write its replies, and notice a close."""
+        if self._protocol is None and not eof:  # still on the fast path: our pongs only
+            self._queue(self._take_replies())
+            if self._out:
+                with contextlib.suppress(TransportClosed):
+                    await self._flush()
+            return
         proto = self._proto
-        for frame in proto.events_received():
-            self._on_frame(frame)  # type: ignore[arg-type]
-        self._queue(proto.data_to_send())
+        for event in proto.events_received():
+            self._on_frame(event)  # type: ignore[arg-type]
+        self._queue(self._take_replies())
         if self._out:
             with contextlib.suppress(TransportClosed):
                 await self._flush()

@@ -1,8 +1,8 @@
 """The sans-IO half of the server's WebSocket: bytes in, text messages out, frames to send queued.
 
-:class:`FrameCodec` holds websockets' :class:`~websockets.server.ServerProtocol` and what
-the transport (:mod:`callflow.server._wsfast`) has parsed but not yet handed out. No IO, no
-socket: the transport and the read loop (:mod:`callflow.server._readloop`) feed it reads.
+:class:`FrameCodec` holds what the transport (:mod:`callflow.server._wsfast`) has parsed but
+not yet handed out, and what it is to send. No IO, no socket: the transport and the read loop
+(:mod:`callflow.server._readloop`) feed it reads.
 
 Frames are read on a fast path until the connection starts closing: the frames Plivo sends
 (whole, masked text frames under 64 KiB, and pings and pongs) are cut out of the read buffer
@@ -17,11 +17,17 @@ and close codes are websockets' own.
 Messages over ``max_message_size`` bytes (64 KB, Plivo's limit) close with 1009, invalid
 UTF-8 with 1007, protocol errors with 1002; pings are answered with pongs; binary frames are
 decoded as UTF-8 with ``errors="replace"``.
+
+websockets' protocol object (1.4 KB a call) is made only when it is needed: when the byte
+stream leaves the fast path, or the connection starts closing. Until then the frames callflow
+sends (text, ping, pong: unmasked, whole, RFC 6455 §5.2) are framed here (:func:`frame`), and
+a parked call holds no protocol at all.
 """
 
 from __future__ import annotations
 
 import logging
+import struct
 from typing import cast
 
 from websockets.frames import Frame, Opcode
@@ -36,9 +42,36 @@ try:
 except ImportError:  # websockets built without its C extension
     from websockets.utils import apply_mask
 
-__all__ = ["FrameCodec", "closed_exc"]
+__all__ = ["QUIET", "FrameCodec", "closed_exc", "frame", "new_protocol"]
 
 log = logging.getLogger("callflow.server")
+
+QUIET = logging.getLogger("callflow.server.wsfast")
+QUIET.setLevel(logging.WARNING)  # websockets logs every open and close at INFO
+
+TEXT, PING, PONG = 0x81, 0x89, 0x8A
+"""Byte 0 of a whole (FIN) text, ping and pong frame (RFC 6455 §5.2, §11.8)."""
+
+_HEAD16 = struct.Struct("!BBH")
+_HEAD64 = struct.Struct("!BBQ")
+
+
+def frame(b0: int, payload: bytes) -> bytes:
+    """One unmasked frame, as a server sends it (RFC 6455 §5.1: a server never masks):
+    byte 0 ``b0`` (:data:`TEXT`, :data:`PING`, :data:`PONG`), the length, the payload."""
+    n = len(payload)
+    if n < 126:
+        return bytes((b0, n)) + payload
+    if n < 65536:
+        return _HEAD16.pack(b0, 126, n) + payload
+    return _HEAD64.pack(b0, 127, n) + payload
+
+
+def new_protocol(max_message_size: int) -> ServerProtocol:
+    """websockets' sans-IO server protocol in the OPEN state, its logging quiet below
+    WARNING (it would log every open and close)."""
+    return ServerProtocol(state=State.OPEN, max_size=max_message_size, logger=QUIET)
+
 
 _TEXT, _BINARY, _CONT, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PONG
 
@@ -50,10 +83,36 @@ class FrameCodec:
     Base of :class:`~callflow.server._wsfast.FastWebSocketTransport`, which does the IO.
     """
 
+    # slots, not an instance dict: past 30 attributes a dict stops sharing its keys with
+    # the other connections' (~1.6 KB a call; docs/performance.md, "Memory per idle call")
+    __slots__ = (
+        "_eof_wanted",
+        "_fast",
+        "_fragment_op",
+        "_fragments",
+        "_max_message_size",
+        "_messages",
+        "_out",
+        "_out_bytes",
+        "_partial",
+        "_pongs",
+        "_protocol",
+        "_replies",
+        "_warned_binary",
+        "name",
+        "path",
+    )
+
     def __init__(
-        self, protocol: ServerProtocol, request: Request, *, max_message_size: int, name: str
+        self,
+        protocol: ServerProtocol | None,
+        request: Request,
+        *,
+        max_message_size: int,
+        name: str,
     ) -> None:
-        self._proto = protocol
+        self._protocol = protocol  # None until needed (module doc): see ``_proto``
+        self._replies: list[bytes] = []  # control frames framed here, not yet sent
         self.path = request.path
         """The upgrade request's path and query (the stream token: never log the query). Not
         the request itself: its headers are ~2.7 KB a call, unused once the socket is open."""
@@ -69,11 +128,40 @@ class FrameCodec:
         # The fast frame path (module doc): on while the protocol has no bytes of its own;
         # ``_partial`` holds the start of a frame that has not fully arrived yet.
         reader = getattr(protocol, "reader", None)
-        self._fast = reader is not None and not getattr(reader, "buffer", True)
+        self._fast = protocol is None or (reader is not None and not getattr(reader, "buffer", 1))
         self._partial = bytearray()
         self._max_message_size = max_message_size
         self._pongs = 0
         """Pong frames received (whatever their payload)."""
+
+    @property
+    def _proto(self) -> ServerProtocol:
+        """websockets' protocol, made on first use (module doc): by the slow path and the
+        closing handshake only."""
+        proto = self._protocol
+        if proto is None:
+            proto = self._protocol = new_protocol(self._max_message_size)
+        return proto
+
+    @property
+    def _is_open(self) -> bool:
+        """The protocol's state is OPEN (always, while there is no protocol yet)."""
+        proto = self._protocol
+        return proto is None or proto.state is State.OPEN
+
+    def _take_replies(self) -> list[bytes]:
+        """What is to be sent, in order: the control frames framed here, then whatever the
+        protocol (if any) has queued (b"": close the TCP stream after the bytes before)."""
+        replies = self._replies
+        if replies:
+            self._replies = []
+        if self._protocol is not None:
+            return (
+                [*replies, *self._protocol.data_to_send()]
+                if replies
+                else (self._protocol.data_to_send())
+            )
+        return replies
 
     def _receive_fast(self, data: bytes) -> bool:
         """Cut the whole text, ping and pong frames out of ``data`` (module doc: fast path).
@@ -135,7 +223,10 @@ class FrameCodec:
                     self._fail(1007, f"{exc.reason} at position {exc.start}")
                     return False
             elif b0 == 0x89:
-                self._proto.send_pong(payload)
+                if self._protocol is None:
+                    self._replies.append(frame(PONG, payload))
+                else:
+                    self._protocol.send_pong(payload)
                 quiet = False
             else:  # a pong: the peer is alive (callflow.server._keepalive)
                 self._pongs += 1

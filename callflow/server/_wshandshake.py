@@ -7,21 +7,17 @@ h11 already read (and whatever followed it); a bad request is answered with its 
 
 from __future__ import annotations
 
-import logging
-
 import trio
 from websockets.frames import Frame
 from websockets.http11 import Request
-from websockets.protocol import State
 from websockets.server import ServerProtocol
+
+from callflow.server._wsframes import QUIET
 
 __all__ = ["HandshakeFailed", "handshake"]
 
 RECEIVE_SIZE = 65536
 """Bytes asked of the socket per read."""
-
-_QUIET = logging.getLogger("callflow.server.wsfast")
-_QUIET.setLevel(logging.WARNING)  # websockets logs every open and close at INFO
 
 
 class HandshakeFailed(Exception):
@@ -38,9 +34,10 @@ class HandshakeFailed(Exception):
 
 async def handshake(
     stream: trio.abc.Stream, initial: bytes, max_message_size: int
-) -> tuple[ServerProtocol, Request, list[Frame]]:
-    """Complete the opening handshake on ``stream``: the open protocol, the upgrade request,
-    and the frames that came in the same reads as the request (already parsed).
+) -> tuple[ServerProtocol | None, Request, list[Frame]]:
+    """Complete the opening handshake on ``stream``: the open protocol (``None`` when it
+    holds nothing yet: the transport makes one when it needs it), the upgrade request, and
+    the frames that came in the same reads as the request (already parsed).
 
     ``initial`` is what was already read from ``stream``. Wrap the call in
     ``trio.move_on_after`` to bound it.
@@ -49,7 +46,7 @@ async def handshake(
         HandshakeFailed: the request is not a valid WebSocket upgrade (answered with an HTTP
             error, and the stream closed) or the peer went away.
     """
-    proto = ServerProtocol(max_size=max_message_size, logger=_QUIET)
+    proto = ServerProtocol(max_size=max_message_size, logger=QUIET)
     request: Request | None = None
     early: list[Frame] = []
     data = initial
@@ -95,9 +92,10 @@ async def handshake(
         )
     if not early and not proto.reader.buffer:
         # Open, with no frame bytes of its own yet: a fresh protocol in the OPEN state is the
-        # same from here on (no extensions or subprotocols are negotiated) and does not keep
-        # what the handshake left (request, response, parser state): ~2.8 KB less per call.
-        proto = ServerProtocol(state=State.OPEN, max_size=max_message_size, logger=_QUIET)
+        # same from here on (no extensions or subprotocols are negotiated), so the transport
+        # makes one only when it needs it (callflow.server._wsframes), and none of what the
+        # handshake left (request, response, parser state: ~2.8 KB) is kept.
+        return None, request, early
     return proto, request, early
 
 

@@ -133,6 +133,33 @@ async def test_text_and_pings_arrive_whole_however_the_bytes_are_split(
     pongs = [f.data for f in await peer.frames() if f.opcode is Opcode.PONG]
     assert pongs == [f"p{i}".encode() for i in range(len(texts))]
     assert peer.transport._fast  # nothing here needed the general parser
+    assert peer.transport._protocol is None  # so no websockets protocol object was made
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 70_000])
+async def test_what_the_server_sends_is_read_back_by_websockets_client(
+    peer: Peer, size: int
+) -> None:
+    """Frames callflow writes itself (text, ping; module doc of ``_wsframes``) across the
+    7-bit, 16-bit and 64-bit length forms, as websockets' client parses them."""
+    text = ("é" * size)[: max(0, size // 2)] + "x" * (size - 2 * (size // 2))
+    await peer.transport.send(text)
+    await peer.transport.ping(b"k" * min(size, 125))
+    frames = await peer.frames()
+    assert [(f.opcode, f.fin) for f in frames] == [(Opcode.TEXT, True), (Opcode.PING, True)]
+    assert frames[0].data.decode() == text
+    assert frames[1].data == b"k" * min(size, 125)
+    assert peer.transport._protocol is None
+
+
+async def test_the_protocol_object_is_made_for_the_closing_handshake(peer: Peer) -> None:
+    await peer.transport.send("hello")
+    assert peer.transport._protocol is None
+    await peer.send(lambda proto: proto.send_close(1000, "bye"))
+    frames = await peer.frames()
+    assert [f.opcode for f in frames] == [Opcode.TEXT, Opcode.CLOSE]
+    assert peer.closed[0].code == 1000
+    assert peer.transport._protocol is not None
 
 
 async def test_a_max_size_message_and_fragments_go_through_the_general_parser(peer: Peer) -> None:
