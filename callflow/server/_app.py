@@ -17,6 +17,7 @@ Logs go to the ``callflow.server`` logger; lines about a call start with ``call=
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -338,7 +339,9 @@ async def _run(
         async def accept() -> None:
             with accept_scope:
                 await trio.serve_listeners(
-                    server.front.handle_connection, list(listeners), handler_nursery=nursery
+                    functools.partial(server.front.handle_handed, routed=False),
+                    list(listeners),
+                    handler_nursery=nursery,
                 )
 
         nursery.start_soon(accept)

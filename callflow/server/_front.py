@@ -74,14 +74,26 @@ class Front:
         self.refusals.log(f"peer={peer_host(conn.client)}", level, msg, *args, stacklevel=3)
 
     async def handle_connection(self, stream: trio.SocketStream) -> None:
-        """Serve one TCP connection: HTTP requests, or one WebSocket call after an upgrade."""
-        await self.handle_handed(stream, b"", peer(stream), routed=False)
+        """Serve one TCP connection: HTTP requests, or one WebSocket call after an upgrade.
+
+        (The same as ``handle_handed(stream, routed=False)``: a call's connection lasts as
+        long as the call, so it goes through one coroutine frame fewer.)
+        """
+        await self.handle_handed(stream, routed=False)
 
     async def handle_handed(
-        self, stream: trio.SocketStream, initial: bytes, client: str, *, routed: bool = True
+        self,
+        stream: trio.SocketStream,
+        initial: bytes = b"",
+        client: str | None = None,
+        *,
+        routed: bool = True,
     ) -> None:
         """Serve a connection another worker accepted and handed over (``initial``: the
-        bytes it had read; ``client``: the peer, as it saw it)."""
+        bytes it had read; ``client``: the peer, as it saw it; ``None``: this stream's peer);
+        ``routed=False``: accepted here, so each request may belong to another worker."""
+        if client is None:
+            client = peer(stream)
         with trio.CancelScope() as scope:
             if not self.cap.admit(scope):
                 await self._refuse_over_cap(stream, client)
@@ -185,7 +197,7 @@ class Front:
                 scope.shield = True  # a live call: only the drain deadline may end it
                 self._call_connections.add(scope)
                 self.cap.became_call(scope)
-                await self.streams.serve_call(conn, upgrade)
+                await self.streams.serve_call(conn, upgrade, scope)
                 return False
             if not await self._serve_request(conn, head, scope) or not conn.next_cycle():
                 return True

@@ -144,12 +144,17 @@ class Streams:
             return None
         return Upgrade(flow, token)
 
-    async def serve_call(self, conn: HttpConnection, upgrade: Upgrade) -> None:
+    async def serve_call(
+        self, conn: HttpConnection, upgrade: Upgrade, call_scope: trio.CancelScope
+    ) -> None:
         """Complete the handshake of an upgrade :meth:`check_upgrade` let through and run its
-        call; return once the socket is closed. (The caller shields the connection from the
-        server's cancellation first: only the drain deadline reaches it, through the call's
-        own scope.)"""
-        call_scope = trio.CancelScope()
+        call; return once the socket is closed.
+
+        ``call_scope`` is the connection's own cancel scope, which the caller has shielded
+        from the server's cancellation: only the drain deadline (:meth:`drain`) cancels it,
+        and then the socket is still closed cleanly (shielded) before the cancellation goes
+        on up.
+        """
         live = _LiveStream(upgrade.token.call_uuid)
         self._calls[call_scope] = live
         try:
@@ -240,32 +245,29 @@ class Streams:
             flow.name,
         )
         code, reason = 1000, "call ended"
+        watch = None
+        if self.pinger is not None:
+            pong_timeouts = METRICS.for_flow(flow.path).pong_timeouts
+            watch = self.pinger.watch(transport, pong_timeouts.inc)
         try:
-            with call_scope:
-                watch = None
-                if self.pinger is not None:
-                    pong_timeouts = METRICS.for_flow(flow.path).pong_timeouts
-                    watch = self.pinger.watch(transport, pong_timeouts.inc)
-                try:
-                    await run_call(
-                        flow,
-                        transport,
-                        answer_params=token.params,  # run_call keeps its own copy,
-                        live_calls=self.live_calls,
-                        rest=self.rest,
-                        config=self.config,
-                        answered_at=token.issued_at,
-                        call_uuid=token.call_uuid,
-                    )
-                finally:
-                    if watch is not None:
-                        watch.stop()
-            if call_scope.cancelled_caught:
-                log.info("%s ws %s: cancelled by the server's drain", call, flow.stream_path)
+            await run_call(
+                flow,
+                transport,
+                answer_params=token.params,  # (run_call keeps a copy of its own)
+                live_calls=self.live_calls,
+                rest=self.rest,
+                config=self.config,
+                answered_at=token.issued_at,
+                call_uuid=token.call_uuid,
+            )
         except* Exception:
             log.exception("%s run_call for flow %s raised; call closed", call, flow.name)
             code, reason = 1011, "server error"
         finally:
+            if watch is not None:
+                watch.stop()
+            if call_scope.cancel_called:
+                log.info("%s ws %s: cancelled by the server's drain", call, flow.stream_path)
             with trio.CancelScope(shield=True):
                 await transport.aclose(code, reason)
         if transport.close_code == 1009:
