@@ -27,6 +27,7 @@ from callflow.runtime import _background
 from callflow.runtime._ackbound import AckBound
 from callflow.runtime._asking import Asking
 from callflow.runtime._attach import Line
+from callflow.runtime._checkpoints import Checkpoints
 from callflow.runtime._config import (
     MIN_LEAD_S,
     CallInfo,
@@ -77,6 +78,7 @@ class Call(Asking):
     __slots__ = (
         *CallState._SLOTS,
         *AckBound._SLOTS,
+        *Checkpoints._SLOTS,
         *Player._SLOTS,
         *Inbound._SLOTS,
         *Asking._SLOTS,

@@ -1,6 +1,7 @@
 """The server-side WebSocket under the runtime's transport seam.
 
-websockets' sans-IO :class:`websockets.server.ServerProtocol` driven straight from trio
+Frames cut and framed by callflow itself on the fast path, websockets' sans-IO
+:class:`websockets.server.ServerProtocol` for everything else, driven straight from trio
 streams: no reader task, no message channel, no per-message task switch. The runtime's one
 reader calls :meth:`FastWebSocketTransport.receive`; it reads the socket itself, parses every
 frame that arrived in that read, and hands the messages out one by one from a local buffer
@@ -10,7 +11,8 @@ close reply) go out in one ``send_all`` per read.
 
 Frames are cut on a fast path (:mod:`callflow.server._wsframes`, the sans-IO half, which
 this class extends); while the runtime's reader is parked, the server's :class:`ReadLoop`
-(:mod:`callflow.server._readloop`) reads the socket for it and dispatches inline.
+(:mod:`callflow.server._readloop`) reads the socket for it and dispatches inline. Writing is
+the base class's, :class:`~callflow.server._wswriter.SocketWriter`.
 
 It keeps the behaviour of the trio-websocket layer it replaced (whose server side held less
 than half the real-time calls per core; see docs/performance.md):
@@ -36,7 +38,6 @@ import contextlib
 import os
 from typing import cast
 
-import outcome
 import trio
 from websockets.http11 import Request
 from websockets.protocol import State
@@ -44,9 +45,10 @@ from websockets.server import ServerProtocol
 
 from callflow.runtime import Dispatch, TransportClosed
 from callflow.runtime._sync import Signal
-from callflow.server._readloop import PROTOCOL, ParkedReader, ReadLoop
-from callflow.server._wsframes import PING, TEXT, closed_exc, frame
+from callflow.server._readloop import PROTOCOL, ReadLoop
+from callflow.server._wsframes import closed_exc
 from callflow.server._wshandshake import RECEIVE_SIZE, HandshakeFailed, handshake
+from callflow.server._wswriter import SocketWriter
 
 __all__ = ["FastWebSocketTransport", "HandshakeFailed", "ReadLoop"]
 
@@ -54,28 +56,16 @@ __all__ = ["FastWebSocketTransport", "HandshakeFailed", "ReadLoop"]
 DEFAULT_CLOSE_TIMEOUT = 10.0
 """Seconds :meth:`FastWebSocketTransport.aclose` waits for the peer's close frame."""
 
-MAX_BUFFERED_WRITE = 1 << 20
-"""Bytes a sender may leave queued behind a write in progress before it waits (backpressure)."""
-
 _OPEN, _CLOSED = State.OPEN, State.CLOSED
 
 
-class FastWebSocketTransport(ParkedReader):
+class FastWebSocketTransport(SocketWriter):
     """A :class:`callflow.runtime.Transport` on one server-side WebSocket (see module doc).
 
     Resource handling: owns ``stream`` from :meth:`accept` on; :meth:`aclose` closes it.
     """
 
-    __slots__ = (
-        "__weakref__",
-        "_close_timeout",
-        "_closed",
-        "_closed_event",
-        "_last_read",
-        "_stream",
-        "_stream_closed",
-        "_written",
-    )
+    __slots__ = ("__weakref__", "_close_timeout", "_last_read")
 
     def __init__(
         self,
@@ -210,105 +200,10 @@ class FastWebSocketTransport(ParkedReader):
             elif await self._park(loop, dispatch):
                 return
 
-    async def send(self, message: str) -> None:
-        """Send one text frame (coalesced with writes already under way).
-
-        Raises:
-            TransportClosed: the connection is closed or closing.
-        """
-        proto = self._protocol
-        if self._closed is not None or (proto is not None and proto.state is not _OPEN):
-            closed = self._closed or closed_exc(self._proto)
-            raise TransportClosed(closed.code, closed.reason)
-        if proto is None:
-            if self._replies:
-                self._queue(self._take_replies())
-            self._queue([frame(TEXT, message.encode())])
-        else:
-            proto.send_text(message.encode())
-            self._queue(self._take_replies())
-        await self._flush()
-
-    def send_nowait(self, message: str) -> bool | None:
-        """Write one text frame straight to the socket, never waiting: True when the socket
-        took all of it; False when it took part, the rest queued for :meth:`flush`; ``None``
-        (nothing done) when it cannot go now (a write under way or queued, not a plain socket,
-        the connection closed or closing): then use :meth:`send`.
-
-        The runtime's writer tries this first, so the common write needs no timeout scope (a
-        deadline scope stays in trio's deadline heap, alive, long after it exits).
-        """
-        proto = self._protocol
-        if (
-            self._closed is not None
-            or self._writing
-            or self._out
-            or self._fd < 0
-            or (proto is not None and proto.state is not _OPEN)
-        ):
-            return None
-        if proto is None and not self._replies:
-            data = frame(TEXT, message.encode())
-        else:
-            if proto is None:
-                chunks = [*self._take_replies(), frame(TEXT, message.encode())]
-            else:
-                proto.send_text(message.encode())
-                chunks = self._take_replies()
-            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        try:
-            sent = os.write(self._fd, data)
-        except OSError:  # full, or broken: the flush waits or reports it
-            sent = 0
-        if sent == len(data):
-            return True
-        self._queue([data[sent:]])
-        return False
-
-    async def flush(self) -> None:
-        """Write what :meth:`send_nowait` left queued (see :meth:`send` for the waiting).
-
-        Raises:
-            TransportClosed: the connection was lost while writing.
-        """
-        await self._flush()
-
     @property
     def pongs(self) -> int:
         """Pong frames received so far (any payload; RFC 6455 §5.5.3 allows unsolicited ones)."""
         return self._pongs
-
-    async def ping(self, payload: bytes = b"") -> None:
-        """Send a ping frame (RFC 6455 §5.5.2: the peer must answer with a pong); nothing if
-        the connection is closed or closing. Never waits for a peer that does not read: on a
-        socket, what it does not take now waits for the next write (a write under way takes
-        it along); another stream is written shielded, as every write is."""
-        if self.ping_nowait(payload):
-            await trio.lowlevel.checkpoint()
-            return
-        self._ping_frame(payload)
-        self._queue(self._take_replies())
-        with trio.CancelScope(shield=True), contextlib.suppress(TransportClosed):
-            await self._flush()
-
-    def ping_nowait(self, payload: bytes = b"") -> bool:
-        """:meth:`ping` without waiting, where that can be: True when done (written, queued
-        behind a write under way or for the next one, or nothing to do on a closed
-        connection); False, nothing done, when this stream is not a plain socket (then
-        ``await ping()``)."""
-        if self._closed is not None or not self._is_open:
-            return True
-        if self._fd < 0:
-            return False
-        self._ping_frame(payload)
-        self._send_replies_now()
-        return True
-
-    def _ping_frame(self, payload: bytes) -> None:
-        if self._protocol is None:
-            self._replies.append(frame(PING, payload))
-        else:
-            self._protocol.send_ping(payload)
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
         """Close with ``code`` and ``reason``; idempotent (see the module doc)."""
@@ -416,84 +311,3 @@ class FastWebSocketTransport(ParkedReader):
                 data = b""
             self._last_read = len(data)
             return data
-
-    async def _send_bytes(self, data: bytes) -> None:
-        """Write all of ``data``: straight to the socket when it takes it all, else through
-        the stream (which waits for room).
-
-        Raises:
-            trio.BrokenResourceError: the peer has gone.
-            trio.ClosedResourceError: the stream was closed.
-        """
-        fd = self._fd
-        if fd >= 0 and not self._stream_closed:
-            try:
-                sent = os.write(fd, data)
-            except BlockingIOError:
-                sent = 0
-            except OSError as exc:
-                raise trio.BrokenResourceError(f"socket write failed: {exc!r}") from None
-            if sent == len(data):
-                return
-            data = data[sent:]
-        await self._stream.send_all(data)
-
-    # -- writing -------------------------------------------------------------------------------
-
-    async def _flush(self) -> None:
-        """Write what is queued; if a write is under way, it takes ours along (we wait only
-        while more than :data:`MAX_BUFFERED_WRITE` bytes are queued)."""
-        if self._writing:
-            while self._writing and self._out_bytes > MAX_BUFFERED_WRITE:
-                await self._written.wait()
-            return
-        self._writing = True
-        try:
-            while self._out:
-                data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
-                self._out.clear()
-                self._out_bytes = 0
-                try:
-                    await self._send_bytes(data)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    self._out.clear()
-                    self._set_closed(TransportClosed(1006, "connection lost"))
-                    raise TransportClosed(1006, "connection lost") from None
-        finally:
-            self._writing = False
-            self._written.set()
-            self._written = Signal()
-        if self._eof_wanted and self._proto.state is not _OPEN:
-            await self._close_stream()
-
-    # -- closing -------------------------------------------------------------------------------
-
-    def _set_closed(self, exc: TransportClosed) -> None:
-        if self._closed is None:
-            self._closed = exc
-            self._closed_event.set()
-
-    def abort(self, reason: str = "connection aborted") -> None:
-        """Cut the connection now, with no close handshake: the last step of a shutdown's
-        hard deadline, for a peer that never reads or a close that never ends, or a peer
-        gone silent (:mod:`callflow.server._keepalive`). Every pending and later read or
-        write ends (``receive``/``send`` raise ``TransportClosed(1006, reason)``, the lost
-        link a reset gives), and the socket is closed. Idempotent; a no-op once the stream
-        is closed."""
-        if self._stream_closed:
-            return
-        self._stream_closed = True
-        self._set_closed(TransportClosed(1006, reason))
-        self._wake(outcome.Value(False))  # off the read loop before the descriptor closes
-        self._fd = -1  # from here reads and writes go through the (closed) stream
-        stream = self._stream
-        if isinstance(stream, trio.SocketStream):
-            stream.socket.close()  # wakes tasks waiting on it with ClosedResourceError
-
-    async def _close_stream(self) -> None:
-        if not self._stream_closed:
-            self._stream_closed = True
-            self._set_closed(closed_exc(self._proto))
-            self._wake(outcome.Value(False))  # off the read loop before the descriptor closes
-            with trio.CancelScope(shield=True):
-                await trio.aclose_forcefully(self._stream)
