@@ -298,6 +298,23 @@ def websocket_frames(scale: int) -> dict[str, float]:
         results["websockets_sans_io_us"] = round(best_us(sans_io, 20000 * scale), 2)
         results["fast_path_us"] = round(best_us(fast_path, 20000 * scale), 2)
 
+        # the other way: one playAudio message (4 KB: 0.5 s of μ-law) to the bytes of its
+        # frame, by websockets' protocol and by callflow's own framing (_wsframes.frame)
+        from callflow.server._wsframes import TEXT
+        from callflow.server._wsframes import frame as own_frame
+
+        play = ('{"event":"playAudio","media":{"payload":"' + "A" * 4096 + '"}}').encode()
+
+        def sans_io_out() -> None:
+            general.send_text(play)
+            general.data_to_send()
+
+        def own_out() -> None:
+            own_frame(TEXT, play)
+
+        results["send_websockets_us"] = round(best_us(sans_io_out, 20000 * scale), 2)
+        results["send_own_frame_us"] = round(best_us(own_out, 20000 * scale), 2)
+
     trio.run(measure)
     return results
 
@@ -354,6 +371,11 @@ def render(result: dict[str, Any]) -> list[str]:
         f"WebSocket frame → text, one media message: websockets sans-IO "
         f"{w['websockets_sans_io_us']:.2f} µs, _wsfast fast path {w['fast_path_us']:.2f} µs"
     )
+    if "send_own_frame_us" in w:
+        lines.append(
+            f"text → WebSocket frame, one 4 KB playAudio: websockets sans-IO "
+            f"{w['send_websockets_us']:.2f} µs, _wsframes.frame {w['send_own_frame_us']:.2f} µs"
+        )
     return lines
 
 
