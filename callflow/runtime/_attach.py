@@ -103,8 +103,33 @@ class Line:
                 await self._send(current, message)
                 return
 
-    async def _send(self, current: Attachment, message: str) -> bool:
-        """Send on ``current``; False when its link was lost (the call is detached)."""
+    def write_now(self, message: str) -> bool | None:
+        """Write ``message`` at once, from synchronous code (the reader's dispatch), when no
+        other write is under way or waiting: True when the socket took all of it; False when
+        it took part, the rest queued (``await flush()`` next); ``None``, nothing done, when
+        it cannot be now (a write under way, the call detached, a re-send due, a transport
+        without ``send_nowait``): then ``await write()``."""
+        current = self._current
+        if current is None or self._resend_due or self._write_lock.locked():
+            return None
+        nowait = getattr(current.transport, "send_nowait", None)
+        return nowait(message) if nowait is not None else None
+
+    async def flush(self) -> None:
+        """Write what a partial :meth:`write_now` left queued, shielded and bounded as
+        :meth:`write` is (nothing to do while detached: that socket is gone).
+
+        Raises:
+            CallEnded: the call is over, before or because of this write.
+        """
+        async with self._write_lock:
+            current = self._current
+            if current is not None:
+                await self._send(current, None)
+
+    async def _send(self, current: Attachment, message: str | None) -> bool:
+        """Send on ``current`` (``None``: only flush what is queued); False when its link was
+        lost (the call is detached)."""
         call = self._call
         transport = current.transport
         # A transport with send_nowait (the server's WebSocket) writes at once what the socket
@@ -112,13 +137,17 @@ class Line:
         # until it is pruned, and one per message kept thousands alive through the
         # collector's generations (docs/performance.md, 2026-12-06).
         nowait = getattr(transport, "send_nowait", None)
-        sent = nowait(message) if nowait is not None else None
+        if message is None:
+            sent: bool | None = False
+        else:
+            sent = nowait(message) if nowait is not None else None
         if sent is True:
             return self._current is current
         with trio.CancelScope(shield=True) as shield:
             shield.relative_deadline = self._config.write_timeout_s
             try:
                 if sent is None:
+                    assert message is not None
                     await transport.send(message)
                 else:  # the socket took part of it: the rest is queued
                     await cast(Any, transport).flush()

@@ -72,7 +72,16 @@ class Call(Asking):
     one writer keeps wire order equal to call order.
     """
 
-    _SLOTS = ("_line", "_rest", "_rest_done", "_transferred", "_write", "__weakref__")
+    _SLOTS = (
+        "_line",
+        "_rest",
+        "_rest_done",
+        "_transferred",
+        "_write",
+        "_write_now",
+        "_flush_writes",
+        "__weakref__",
+    )
     # every attribute of every part, and no instance dict: a parked call is smaller by
     # its dict, ~1.7 KB (docs/performance.md, "Memory per idle call")
     __slots__ = (
@@ -103,6 +112,8 @@ class Call(Asking):
         self._stt = stt
         self._line = Line(self, transport, self._config)
         self._write = self._line.write
+        self._write_now = self._line.write_now
+        self._flush_writes = self._line.flush
         self._rest = rest
         self._rest_done = False
         self._transferred = False

@@ -62,10 +62,12 @@ def dispatcher(
             return False
         if type(event) is Media:
             call._on_media(event.payload, event.track)
-            return call._barge_in_pending  # speech barged in
+            # speech barged in: clearAudio goes out from here, or the reader task sends it
+            return call._barge_in_pending and not call._barge_in_clear_now()
         if type(event) is Dtmf:
             call._on_dtmf(event.digit)
-            return call._barge_in_pending  # a key barged in
+            # a key barged in: clearAudio goes out from here, or the reader task sends it
+            return call._barge_in_pending and not call._barge_in_clear_now()
         if type(event) is PlayedStream:
             call._on_played(event.name)
         elif type(event) is ClearedAudio:

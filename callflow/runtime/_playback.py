@@ -42,6 +42,7 @@ class Player(Checkpoints):
         "_barge_in_at",
         "_barge_in_by_speech",
         "_barge_in_pending",
+        "_flush_due",
         "_clear_cause",
         "_clear_done",
         "_clear_epoch",
@@ -59,6 +60,7 @@ class Player(Checkpoints):
         self._clear_epoch = 0
         self._latest_clear = self._clear_done
         self._barge_in_pending = False
+        self._flush_due = False  # a clearAudio written in part from the dispatch
         self._heard_at_clear = 0.0
         # for the metrics: time to first audio, barge-in latency, checkpoint round trips
         self._started_at = trio.current_time()
@@ -251,24 +253,59 @@ class Player(Checkpoints):
     async def _send_clear(self, cause: str = "cleared") -> Signal:
         """Send ``clearAudio``; return the event ``clearedAudio`` will set. Everything before
         the first ``await`` happens at once, so a ``say`` resuming later already sees it."""
+        done = self._clear_started(cause)
+        await self._write(encode(ClearAudio(stream_id=self.info.stream_id)))
+        self._clear_written()
+        return done
+
+    def _clear_started(self, cause: str) -> Signal:
+        """The bookkeeping of a ``clearAudio`` going out now; the event ``clearedAudio`` will
+        set."""
         self._clear_epoch += 1
         self._clear_cause = cause
         self._barge_in_pending = False  # any clearAudio answers a barge-in waiting for one
         self._heard_at_clear = self._ledger.heard_position(trio.current_time())
         done = self._latest_clear = self._clear_done
         self._ledger.clear_sent()
-        await self._write(encode(ClearAudio(stream_id=self.info.stream_id)))
+        return done
+
+    def _clear_written(self) -> None:
         if self._barge_in_at is not None:  # this clearAudio answers a barge-in
             m = self._metrics
             latency = m.barge_in_speech if self._barge_in_by_speech else m.barge_in_dtmf
             latency.observe(trio.current_time() - self._barge_in_at)
             self._barge_in_at = None
-        return done
+
+    def _barge_in_clear_now(self) -> bool:
+        """Called by the dispatch right after the event that triggered a barge-in: write
+        ``clearAudio`` there and then, when the socket takes it at once (no task switch, so
+        barge-in costs no scheduler pass at any load). True when that is done (or nothing was
+        pending); False when the reader task must finish it (:meth:`_barge_in_clear`): a
+        write under way, a detached call, or a socket that took only part of it."""
+        if not self._barge_in_pending:
+            return True
+        if self._ended is not None:
+            self._barge_in_pending = False
+            return True
+        written = self._write_now(encode(ClearAudio(stream_id=self.info.stream_id)))
+        if written is None:
+            return False  # not written: the reader sends it (_barge_in_clear)
+        self._clear_started("cleared")
+        self._clear_written()
+        if written:
+            return True
+        self._flush_due = True  # the socket took part of it: the reader flushes the rest
+        return False
 
     async def _barge_in_clear(self) -> None:
-        """Called by the reader right after the event that triggered a barge-in: send
-        ``clearAudio`` from the reader itself, as soon as it runs, not when the interrupted
+        """Called by the reader right after the event that triggered a barge-in, when the
+        dispatch could not finish it (:meth:`_barge_in_clear_now`): send ``clearAudio`` (or
+        the rest of it) from the reader itself, as soon as it runs, not when the interrupted
         ``say`` next runs (whichever of the two runs first sends it; the other sees it sent)."""
+        if self._flush_due:
+            self._flush_due = False
+            with contextlib.suppress(CallEnded):
+                await self._flush_writes()
         if not self._barge_in_pending:
             return
         self._barge_in_pending = False

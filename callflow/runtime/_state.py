@@ -50,6 +50,13 @@ class CallState:
     _write: Callable[[str], Awaitable[None]]
     """Send one message to Plivo through the call's one writer (``_attach.Line.write``)."""
 
+    _write_now: Callable[[str], bool | None]
+    """Write one message at once from synchronous code, when nothing else is being written
+    (``_attach.Line.write_now``: True written, False the rest queued, None not done)."""
+
+    _flush_writes: Callable[[], Awaitable[None]]
+    """Write what a partial ``_write_now`` left queued (``_attach.Line.flush``)."""
+
     _dtmf: list[str]
     """The type-ahead keys, oldest first (``_inbound.Inbound``)."""
 
