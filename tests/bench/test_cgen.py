@@ -4,11 +4,7 @@ against ``callflow serve bench/flows`` behaves as loadgen.mjs does and writes it
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,39 +40,13 @@ def cgen() -> Path:
 
 
 @pytest.fixture
-def callflow_server() -> Iterator[tuple[int, int]]:
-    """``callflow serve bench/flows --port 0`` on 127.0.0.1: (pid, port)."""
-    env = dict(os.environ, PYTHONPATH=str(runner.ROOT), PYTHONUNBUFFERED="1")
-    argv = [sys.executable, "-m", "callflow", "serve", "bench/flows", "--port", "0"]
-    proc = subprocess.Popen(
-        [*argv, "--log-level", "warning"],
-        cwd=runner.ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 30
-        port = 0
-        while not port and time.monotonic() < deadline:
-            line = proc.stdout.readline().decode(errors="replace")
-            if not line:
-                break
-            match = runner._LISTENING.search(line)
-            if match:
-                port = int(match.group(2))
-        assert port, "callflow serve did not print its listening line"
-        yield proc.pid, port
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+def callflow_server(tmp_path: Path) -> Iterator[tuple[int, int]]:
+    """``callflow serve bench/flows --port 0`` on 127.0.0.1, started and stopped as the bench
+    does (``runner._server``, not pinned): (pid, port)."""
+    with runner._server(
+        runner.SERVERS["callflow"], runner.Settings(pin=False), tmp_path / "server.log"
+    ) as (pid, port):
+        yield pid, port
 
 
 def test_builds_warning_free_and_selftest_passes(cgen: Path, tmp_path: Path) -> None:
