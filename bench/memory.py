@@ -45,7 +45,7 @@ def _label(traceback: tracemalloc.Traceback) -> str:
     return f"{'/'.join(f.filename.rsplit('/', 2)[-2:])}:{f.lineno}"
 
 
-async def _main(calls: int, top: int, frames: int) -> None:
+async def _main(calls: int, top: int, frames: int, show: str = "") -> None:
     from bench import loadgen
     from callflow import load_flows
     from callflow.server import serve_flows
@@ -92,11 +92,10 @@ async def _main(calls: int, top: int, frames: int) -> None:
         total = sum(sites.values())
         print(f"idle calls: {live}; server-side bytes held: {total} ({total / live:.0f} per call)")
         print(f"{'bytes/call':>10}  {'allocs/call':>11}  site")
-        import os
-        if os.environ.get("MEM_SHOW"):
-            for stat in stats:
-                if os.environ["MEM_SHOW"] in _label(stat.traceback):
-                    print(stat.size // live, stat.count // live, "\n".join(stat.traceback.format()[-16:]))
+        for stat in stats if show else ():  # --show: whole tracebacks of the matching sites
+            if show in _label(stat.traceback):
+                print(f"{stat.size / live:10.0f}  {stat.count / live:11.1f}")
+                print("\n".join(stat.traceback.format()[-16:]))
         for label, size in sites.most_common(top):
             print(f"{size / live:10.0f}  {counts[label] / live:11.1f}  {label}")
         await loadgen._hang_up_all(gen.calls, 5)
@@ -108,8 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calls", type=int, default=200)
     p.add_argument("--top", type=int, default=30)
     p.add_argument("--frames", type=int, default=30, help="traceback depth kept per allocation")
+    p.add_argument(
+        "--show", default="", help="print the whole tracebacks of the sites whose label has this"
+    )
     args = p.parse_args(argv)
-    trio.run(_main, args.calls, args.top, args.frames)
+    trio.run(_main, args.calls, args.top, args.frames, args.show)
     return 0
 
 
