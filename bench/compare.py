@@ -6,7 +6,7 @@
 * *CPU at N=400*: callflow, the bare Node server and any ``--reference`` at 400 calls, server
   CPU per call-minute and callflow ÷ node (target ≤ 1.5×).
 
-Both reuse the fixed-load runs when their N is the fixed N. Runs are :func:`runner.fixed_runs`
+Both reuse the fixed-load runs when their N is the fixed N. Runs are :func:`bench.runner.fixed_runs`
 (so ``--quick`` makes one of each).
 """
 

@@ -3,7 +3,7 @@
 ``ceiling``: one load run per generator and N against one server (pinned as in ``nox -s
 bench``: server on CPU 0, generator on CPU 1), printing the generator's own core share, its
 pacer's p99 lateness and whether the run would be flagged GENERATOR-BOUND (above
-``runner.GENERATOR_LIMIT`` of its core, or a pacer p99 above ``runner.PACER_LIMIT_MS``)::
+``loadrun.GENERATOR_LIMIT`` of its core, or a pacer p99 above ``loadrun.PACER_LIMIT_MS``)::
 
     python -m bench.gencheck ceiling --server bare --ns 500,1000,1500,2000 --generators c,node
 
@@ -24,7 +24,7 @@ import subprocess
 from collections.abc import Sequence
 from typing import Any
 
-from bench import generators, runner
+from bench import catalog, generators, loadrun
 
 COLUMNS = (
     ("generator", lambda r: r.get("generator_kind")),
@@ -62,22 +62,22 @@ def render(runs: Sequence[dict[str, Any]]) -> str:
 
 
 def one(
-    server: str, n: int, kind: str, settings: runner.Settings, window_s: float
+    server: str, n: int, kind: str, settings: loadrun.Settings, window_s: float
 ) -> dict[str, Any]:
     """One steady load run of generator ``kind`` at ``n`` calls."""
     settings.generator = kind
-    r = runner.steady_run(
-        runner.SERVERS[server], n, settings, window_s=window_s, ramp_rate=200.0, seed=1
+    r = loadrun.steady_run(
+        catalog.SERVERS[server], n, settings, window_s=window_s, ramp_rate=200.0, seed=1
     )
     r["generator_kind"] = kind
-    print(f"  {kind} N={n}: {runner._describe(r)}", flush=True)
+    print(f"  {kind} N={n}: {loadrun._describe(r)}", flush=True)
     return r
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.gencheck", description=__doc__.split("\n")[0])
     p.add_argument("what", choices=["ceiling", "diff"])
-    p.add_argument("--server", default="bare", help=f"one of {', '.join(runner.SERVERS)}")
+    p.add_argument("--server", default="bare", help=f"one of {', '.join(catalog.SERVERS)}")
     p.add_argument("--ns", default="500,1000,1500,2000", help="ceiling: the Ns")
     p.add_argument("--n", type=int, default=50, help="diff: the N")
     p.add_argument("--generators", default="c,node", help="comma-separated, from c, node, python")
@@ -85,9 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     kinds = [generators.resolve(k.strip(), print) for k in args.generators.split(",")]
     ns = [int(x) for x in args.ns.split(",")] if args.what == "ceiling" else [args.n]
-    settings = runner.Settings(settle_s=1.0)
-    runner.RESULTS.mkdir(parents=True, exist_ok=True)
-    runner.write_prompts()
+    settings = loadrun.Settings(settle_s=1.0)
+    catalog.RESULTS.mkdir(parents=True, exist_ok=True)
+    catalog.write_prompts()
     runs = []
     for n in ns:
         for kind in kinds:
@@ -95,12 +95,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runs.append(one(args.server, n, kind, settings, args.window_s))
             except (subprocess.TimeoutExpired, subprocess.CalledProcessError) as exc:
                 print(f"  {kind} N={n}: the generator did not finish ({exc.__class__.__name__})")
-    print(f"\n{args.what} against {args.server} ({runner.SERVERS[args.server].label}):")
+    print(f"\n{args.what} against {args.server} ({catalog.SERVERS[args.server].label}):")
     print(render(runs))
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = runner.RESULTS / f"gencheck-{args.what}-{stamp}.json"
+    path = catalog.RESULTS / f"gencheck-{args.what}-{stamp}.json"
     path.write_text(json.dumps({"server": args.server, "runs": runs}, indent=1) + "\n")
-    print(f"JSON: {path.relative_to(runner.ROOT)}")
+    print(f"JSON: {path.relative_to(catalog.ROOT)}")
     return 0
 
 

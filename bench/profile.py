@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.runner import PY, RESULTS, ROOT, SERVERS, Settings, _server
+from bench.catalog import PY, RESULTS, ROOT, SERVERS
+from bench.loadrun import Settings, _server
 
 LAYERS: tuple[tuple[str, str], ...] = (
     # (regex on the frame's file as py-spy writes it, e.g. "trio/_core/_run.py"; layer)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import generators, runner
+from bench import catalog, generators, loadrun
 
 # The keys loadgen.mjs writes (bench/node/loadgen.mjs, run()); the C generator writes the same.
 NODE_KEYS = {
@@ -42,9 +42,9 @@ def cgen() -> Path:
 @pytest.fixture
 def callflow_server(tmp_path: Path) -> Iterator[tuple[int, int]]:
     """``callflow serve bench/flows --port 0`` on 127.0.0.1, started and stopped as the bench
-    does (``runner._server``, not pinned): (pid, port)."""
-    with runner._server(
-        runner.SERVERS["callflow"], runner.Settings(pin=False), tmp_path / "server.log"
+    does (``loadrun._server``, not pinned): (pid, port)."""
+    with loadrun._server(
+        catalog.SERVERS["callflow"], loadrun.Settings(pin=False), tmp_path / "server.log"
     ) as (pid, port):
         yield pid, port
 
@@ -111,5 +111,5 @@ def test_a_short_ivr_run_against_callflow(
     assert r["media_sent"] > CALLS * 50 * 4
     assert r["server"]["cpu_window_s"] > 0
     assert r["server"]["rss_idle_bytes"] > 0
-    held, why = runner.verdict(r)
+    held, why = loadrun.verdict(r)
     assert held, why
