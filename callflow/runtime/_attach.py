@@ -125,31 +125,36 @@ class Line:
         async with self._write_lock:
             current = self._current
             if current is not None:
-                await self._send(current, None)
+                await self._write_bounded(current, None)
 
-    async def _send(self, current: Attachment, message: str | None) -> bool:
-        """Send on ``current`` (``None``: only flush what is queued); False when its link was
-        lost (the call is detached)."""
-        call = self._call
-        transport = current.transport
+    async def _send(self, current: Attachment, message: str) -> bool:
+        """Send on ``current``; False when its link was lost (the call is detached)."""
         # A transport with send_nowait (the server's WebSocket) writes at once what the socket
         # takes, with no timeout scope: a deadline scope stays alive in trio's deadline heap
         # until it is pruned, and one per message kept thousands alive through the
         # collector's generations (docs/performance.md, 2026-12-06).
-        nowait = getattr(transport, "send_nowait", None)
-        if message is None:
-            sent: bool | None = False
-        else:
-            sent = nowait(message) if nowait is not None else None
+        nowait = getattr(current.transport, "send_nowait", None)
+        sent = nowait(message) if nowait is not None else None
         if sent is True:
             return self._current is current
+        # not sent: send it; sent in part (False): the rest is queued, flush it
+        return await self._write_bounded(current, message if sent is None else None)
+
+    async def _write_bounded(self, current: Attachment, message: str | None) -> bool:
+        """``send(message)`` on ``current`` (``None``: flush what is queued), shielded and
+        bounded by ``write_timeout_s``; False when its link was lost (the call is detached).
+
+        Raises:
+            CallEnded: the call is over, before or because of this write.
+        """
+        call = self._call
+        transport = current.transport
         with trio.CancelScope(shield=True) as shield:
             shield.relative_deadline = self._config.write_timeout_s
             try:
-                if sent is None:
-                    assert message is not None
+                if message is not None:
                     await transport.send(message)
-                else:  # the socket took part of it: the rest is queued
+                else:
                     await cast(Any, transport).flush()
             except TransportClosed as exc:
                 # The call was not ended (checked before), so callflow did not close the

@@ -326,8 +326,7 @@ async def _read(
                 except TransportClosed as exc:
                     line.lost(transport, exc, f"stream closed by Plivo (code {exc.code})")
                     continue
-            if call._barge_in_pending or call._flush_due:  # a barge-in the dispatch could
-                await call._barge_in_clear()  # not finish: clear from here, now
+            await call._barge_in_clear()  # a barge-in the dispatch could not finish, if any
     except CallEnded:
         pass
     except Exception:  # a defect in dispatch: this call ends, nothing else is touched

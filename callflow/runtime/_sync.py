@@ -96,7 +96,7 @@ class FifoLock:
 
     async def __aenter__(self) -> None:
         task = trio.lowlevel.current_task()
-        if self._owner is None and not self._waiters:
+        if self._owner is None:  # (tasks wait only while another holds it)
             await trio.lowlevel.checkpoint_if_cancelled()
             self._owner = task
             await trio.lowlevel.cancel_shielded_checkpoint()

@@ -29,7 +29,7 @@ log = logging.getLogger("callflow.server")
 
 
 class Front:
-    """Connection handling behind ``serve_flows``: one :meth:`handle_connection` per socket.
+    """Connection handling behind ``serve_flows``: one :meth:`handle_handed` per socket.
 
     Refused requests are logged through a per-peer :class:`~callflow.observe.WarningLimiter`
     (10 lines per peer host a minute, 200 in all, then a summary), every outside value in the
@@ -73,14 +73,6 @@ class Front:
         """Log one refused request of ``conn`` (rate-limited per peer host)."""
         self.refusals.log(f"peer={peer_host(conn.client)}", level, msg, *args, stacklevel=3)
 
-    async def handle_connection(self, stream: trio.SocketStream) -> None:
-        """Serve one TCP connection: HTTP requests, or one WebSocket call after an upgrade.
-
-        (The same as ``handle_handed(stream, routed=False)``: a call's connection lasts as
-        long as the call, so it goes through one coroutine frame fewer.)
-        """
-        await self.handle_handed(stream, routed=False)
-
     async def handle_handed(
         self,
         stream: trio.SocketStream,
@@ -89,9 +81,12 @@ class Front:
         *,
         routed: bool = True,
     ) -> None:
-        """Serve a connection another worker accepted and handed over (``initial``: the
-        bytes it had read; ``client``: the peer, as it saw it; ``None``: this stream's peer);
-        ``routed=False``: accepted here, so each request may belong to another worker."""
+        """Serve one TCP connection: HTTP requests, or one WebSocket call after an upgrade.
+
+        ``routed=False``: accepted here (``serve_listeners`` calls this directly), so each
+        request may belong to another worker. Otherwise another worker accepted it and handed
+        it over: ``initial`` is the bytes it had read, ``client`` the peer as it saw it
+        (``None``: this stream's peer)."""
         if client is None:
             client = peer(stream)
         with trio.CancelScope() as scope:

@@ -5,6 +5,7 @@ call's flow on it; the registry of live calls the drain waits for.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from urllib.parse import parse_qs
@@ -245,27 +246,27 @@ class Streams:
             flow.name,
         )
         code, reason = 1000, "call ended"
-        watch = None
-        if self.pinger is not None:
-            pong_timeouts = METRICS.for_flow(flow.path).pong_timeouts
-            watch = self.pinger.watch(transport, pong_timeouts.inc)
+        pinged = (
+            self.pinger.watching(transport, METRICS.for_flow(flow.path).pong_timeouts.inc)
+            if self.pinger is not None
+            else contextlib.nullcontext()
+        )
         try:
-            await run_call(
-                flow,
-                transport,
-                answer_params=token.params,  # (run_call keeps a copy of its own)
-                live_calls=self.live_calls,
-                rest=self.rest,
-                config=self.config,
-                answered_at=token.issued_at,
-                call_uuid=token.call_uuid,
-            )
+            with pinged:
+                await run_call(
+                    flow,
+                    transport,
+                    answer_params=token.params,  # (run_call keeps a copy of its own)
+                    live_calls=self.live_calls,
+                    rest=self.rest,
+                    config=self.config,
+                    answered_at=token.issued_at,
+                    call_uuid=token.call_uuid,
+                )
         except* Exception:
             log.exception("%s run_call for flow %s raised; call closed", call, flow.name)
             code, reason = 1011, "server error"
         finally:
-            if watch is not None:
-                watch.stop()
             if call_scope.cancel_called:
                 log.info("%s ws %s: cancelled by the server's drain", call, flow.stream_path)
             with trio.CancelScope(shield=True):

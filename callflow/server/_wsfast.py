@@ -132,9 +132,7 @@ class FastWebSocketTransport(SocketWriter):
             read_loop=read_loop,
             name=name,
         )
-        if early:  # the protocol has parsed frames already: let it go on with the rest
-            transport._fast = False
-        for event in early:
+        for event in early:  # (parsed by the protocol, which reads the rest: not fast)
             transport._on_frame(event)
         return transport
 

@@ -127,8 +127,9 @@ class FrameCodec:
         self._warned_binary = False
         # The fast frame path (module doc): on while the protocol has no bytes of its own;
         # ``_partial`` holds the start of a frame that has not fully arrived yet.
-        reader = getattr(protocol, "reader", None)
-        self._fast = protocol is None or (reader is not None and not getattr(reader, "buffer", 1))
+        # (a protocol handed over by the handshake holds frames or bytes of its own already,
+        # so from there on it reads everything)
+        self._fast = protocol is None
         self._partial = bytearray()
         self._max_message_size = max_message_size
         self._pongs = 0
@@ -152,16 +153,23 @@ class FrameCodec:
     def _take_replies(self) -> list[bytes]:
         """What is to be sent, in order: the control frames framed here, then whatever the
         protocol (if any) has queued (b"": close the TCP stream after the bytes before)."""
-        replies = self._replies
-        if replies:
-            self._replies = []
+        replies, self._replies = self._replies, []
         if self._protocol is not None:
-            return (
-                [*replies, *self._protocol.data_to_send()]
-                if replies
-                else (self._protocol.data_to_send())
-            )
+            replies += self._protocol.data_to_send()
         return replies
+
+    def _text_frames(self, message: str) -> list[bytes]:
+        """What to send for one text message, in order: the control frames still to go, then
+        its frame (framed here, or by the protocol once there is one)."""
+        if self._protocol is None:
+            data = frame(TEXT, message.encode())
+            if not self._replies:
+                return [data]
+            replies, self._replies = self._replies, []
+            replies.append(data)
+            return replies
+        self._protocol.send_text(message.encode())
+        return self._take_replies()
 
     def _receive_fast(self, data: bytes) -> bool:
         """Cut the whole text, ping and pong frames out of ``data`` (module doc: fast path).

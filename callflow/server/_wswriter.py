@@ -24,7 +24,7 @@ from websockets.protocol import State
 from callflow.runtime import TransportClosed
 from callflow.runtime._sync import Signal
 from callflow.server._readloop import ParkedReader
-from callflow.server._wsframes import PING, TEXT, closed_exc, frame
+from callflow.server._wsframes import PING, closed_exc, frame
 
 __all__ = ["MAX_BUFFERED_WRITE", "SocketWriter"]
 
@@ -52,17 +52,10 @@ class SocketWriter(ParkedReader):
         Raises:
             TransportClosed: the connection is closed or closing.
         """
-        proto = self._protocol
-        if self._closed is not None or (proto is not None and proto.state is not _OPEN):
+        if self._closed is not None or not self._is_open:
             closed = self._closed or closed_exc(self._proto)
             raise TransportClosed(closed.code, closed.reason)
-        if proto is None:
-            if self._replies:
-                self._queue(self._take_replies())
-            self._queue([frame(TEXT, message.encode())])
-        else:
-            proto.send_text(message.encode())
-            self._queue(self._take_replies())
+        self._queue(self._text_frames(message))
         await self._flush()
 
     def send_nowait(self, message: str) -> bool | None:
@@ -74,24 +67,16 @@ class SocketWriter(ParkedReader):
         The runtime's writer tries this first, so the common write needs no timeout scope (a
         deadline scope stays in trio's deadline heap, alive, long after it exits).
         """
-        proto = self._protocol
         if (
             self._closed is not None
             or self._writing
             or self._out
             or self._fd < 0
-            or (proto is not None and proto.state is not _OPEN)
+            or not self._is_open
         ):
             return None
-        if proto is None and not self._replies:
-            data = frame(TEXT, message.encode())
-        else:
-            if proto is None:
-                chunks = [*self._take_replies(), frame(TEXT, message.encode())]
-            else:
-                proto.send_text(message.encode())
-                chunks = self._take_replies()
-            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks = self._text_frames(message)
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         try:
             sent = os.write(self._fd, data)
         except OSError:  # full, or broken: the flush waits or reports it
