@@ -86,14 +86,14 @@ class Checkpoints(AckBound):
         """
         if name is not None and self._mark_name_used(name):
             raise ValueError(f"checkpoint name {name!r} already used on this stream")
-        return await self._wait_mark(await self._send_mark(name))
+        return await self._wait_mark(await self._send_mark(name, waited=True))
 
     async def _wait_for_room(self, seconds: float) -> None:
         """Wait until sending ``seconds`` more keeps the queue within ``max_lead_s``."""
         ledger = self._ledger
         while ledger.queued_s > 0 and ledger.queued_s + seconds > self._config.max_lead_s:
             if ledger.unmarked_s > 0 and ledger.marks_pending == 0:
-                await self._send_mark()
+                await self._send_mark(waited=False)
             self._raise_if_ended()
             await self._wait_or_give_up(self._progress)
 
@@ -111,7 +111,14 @@ class Checkpoints(AckBound):
             and int(digits) <= self._auto_marks
         )
 
-    async def _send_mark(self, name: str | None = None) -> str:
+    async def _send_mark(self, name: str | None = None, *, waited: bool) -> str:
+        """Send a checkpoint (named ``name``, or callflow's next ``cf<n>``); its name.
+
+        ``waited``: whether the caller will :meth:`_wait_mark` for it (or :meth:`_forget_mark`
+        it). Only then is its result kept until asked for: a mark nobody waits for holds
+        nothing once Plivo acks or a clear drops it, so a long call's bookkeeping does not
+        grow with every checkpoint sent.
+        """
         if name is None:
             self._auto_marks += 1
             name = f"cf{self._auto_marks}"
@@ -122,7 +129,8 @@ class Checkpoints(AckBound):
             if self._chosen_marks is None:
                 self._chosen_marks = set()
             self._chosen_marks.add(name)
-        self._mark_waiters[name] = Signal()
+        if waited:
+            self._mark_waiters[name] = Signal()
         self._ledger.mark(name)
         now = self._mark_sent_at[name] = trio.current_time()
         self._ack_mark_sent(now)
@@ -130,14 +138,28 @@ class Checkpoints(AckBound):
         return name
 
     async def _wait_mark(self, name: str) -> bool:
+        """Wait for mark ``name`` (sent with ``waited=True``): True when played, False when
+        cleared. Its bookkeeping goes with the wait, however it ends (a barge-in cancels it).
+
+        Raises:
+            CallEnded: the call ended before Plivo acked or cleared it.
+        """
         event = self._mark_waiters.get(name)
-        while event is not None and not event.is_set():
+        try:
+            while event is not None and not event.is_set():
+                self._raise_if_ended()
+                await self._wait_or_give_up(event)
+        finally:
+            self._mark_waiters.pop(name, None)
+            played = self._mark_results.pop(name, None)
+        if played is None:  # woken by the end of the call, not by Plivo
             self._raise_if_ended()
-            await self._wait_or_give_up(event)
+        return bool(played)
+
+    def _forget_mark(self, name: str) -> None:
+        """Nobody will wait for mark ``name`` (sent with ``waited=True``) after all."""
         self._mark_waiters.pop(name, None)
-        if name not in self._mark_results:  # woken by the end of the call, not by Plivo
-            self._raise_if_ended()
-        return self._mark_results.pop(name, False)
+        self._mark_results.pop(name, None)
 
     async def _wait_or_give_up(self, event: Signal) -> None:
         """``event.wait()``; if the next checkpoint ack is overdue first, the queue is

@@ -27,6 +27,7 @@ from callflow.runtime._results import (
 )
 from callflow.runtime._sync import Signal
 from callflow.runtime._vad import Vad, VadSettings
+from callflow.runtime._watch import TriggerWatch
 from callflow.voice import Text
 
 if TYPE_CHECKING:
@@ -286,10 +287,10 @@ async def wait_speech(call: Call, vad: VadSettings | None) -> None:
         heard = True
         wake.set()
 
-    unwatch = call._watch(BargeIn(keys=False, speech=vad or True), on_speech)
+    watch = TriggerWatch(call, BargeIn(keys=False, speech=vad or True), on_speech)
     try:
         while not heard:
             call._raise_if_ended()
             await call._wait_or_end(wake)
     finally:
-        unwatch()
+        watch.stop()

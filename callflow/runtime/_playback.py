@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
 from contextlib import aclosing
 from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
 import trio
 
 from callflow.audio import Audio
@@ -25,10 +22,10 @@ from callflow.runtime._checkpoints import Checkpoints
 from callflow.runtime._config import CallInfo, Playback, RuntimeConfig
 from callflow.runtime._errors import CallEnded
 from callflow.runtime._results import BargeIn
-from callflow.runtime._sources import AudioSource, b64_len
+from callflow.runtime._sources import AudioSource, b64_len, ready_payloads
 from callflow.runtime._sources import payloads as source_payloads
 from callflow.runtime._sync import Signal
-from callflow.runtime._vad import Vad
+from callflow.runtime._watch import TriggerWatch
 
 log = logging.getLogger("callflow.call")
 
@@ -139,36 +136,31 @@ class Player(Checkpoints):
             return Playback(False, duration, 0.0, typed)
         epoch = self._clear_epoch
         start = self._ledger.sent_s
-        interrupted_by: str | None = None
-        heard_at = 0.0
         completed = False
-        unwatch = None
+        watch: TriggerWatch | None = None
+        stop: _Interruption | None = None
+        last: str | None = None  # the newest mark sent, the one the say waits for
         deaf = trigger is None or not trigger.keys  # no key can stop it
         self._uninterruptible_says += deaf
         try:
             with trio.CancelScope() as scope:
-
-                def interrupt(cause: str) -> None:
-                    nonlocal interrupted_by, heard_at
-                    if interrupted_by is None:
-                        interrupted_by = cause
-                        heard_at = self._ledger.heard_position(trio.current_time())
-                        scope.cancel()
-                        if self._clear_epoch == epoch and self._ledger.queued_s > 0:
-                            self._barge_in_pending = True  # the reader sends clearAudio next
-                            self._barge_in_at = trio.current_time()
-                            self._barge_in_by_speech = cause == "speech"
-
+                stop = _Interruption(self, scope, epoch)
                 if trigger is not None:
-                    unwatch = self._watch(trigger, interrupt)
-                last: str | None = None
-                async with aclosing(
-                    source_payloads(source, self._format, self._renderer)
-                ) as payloads:
-                    async for payload in payloads:
+                    watch = TriggerWatch(self, trigger, stop)
+                ready = ready_payloads(source, self._format)
+                if ready is not None:  # an Audio or raw bytes: encoded already, no generator
+                    for payload in ready:
                         if not await self._send_audio(payload, mark=False, epoch=epoch):
                             break
-                        last = await self._send_mark()
+                        last = await self._next_mark(last)
+                else:
+                    async with aclosing(
+                        source_payloads(source, self._format, self._renderer)
+                    ) as payloads:
+                        async for payload in payloads:
+                            if not await self._send_audio(payload, mark=False, epoch=epoch):
+                                break
+                            last = await self._next_mark(last)
                 completed = (last is None or await self._wait_mark(last)) and (
                     self._clear_epoch == epoch
                 )
@@ -177,20 +169,22 @@ class Player(Checkpoints):
             raise
         finally:
             self._uninterruptible_says -= deaf
-            if unwatch is not None:
-                unwatch()
+            if watch is not None:
+                watch.stop()
+            if last is not None:  # interrupted before or while waiting for it
+                self._forget_mark(last)
         end = self._ledger.sent_s
         duration = source.duration_s if isinstance(source, Audio) else end - start
         if completed:
             return Playback(True, duration, end - start)
-        if interrupted_by is not None:
+        if stop is not None and stop.cause is not None:
+            interrupted_by, heard_at = stop.cause, stop.heard_at
             if self._clear_epoch != epoch:  # the reader already sent clearAudio
                 await self._wait_cleared(self._latest_clear)
             elif self._ledger.queued_s > 0:
                 await self.clear()
-        else:
-            interrupted_by = self._clear_cause  # "cleared", or "no_ack" (_ack_stalled)
-            heard_at = self._heard_at_clear
+        else:  # "cleared", or "no_ack" (_ack_stalled)
+            interrupted_by, heard_at = self._clear_cause, self._heard_at_clear
         return Playback(False, duration, max(0.0, min(end, heard_at) - start), interrupted_by)
 
     async def _clear_on_cancel(self, epoch: int) -> None:
@@ -210,33 +204,12 @@ class Player(Checkpoints):
             return None
         return next((key for key in self._dtmf if trigger.matches_key(key)), None)
 
-    def _watch(self, trigger: BargeIn, interrupt: Callable[[str], None]) -> Callable[[], None]:
-        """Call ``interrupt(cause)`` from the reader when ``trigger`` fires; returns the undo."""
-
-        def on_key(digit: str) -> None:
-            if trigger.matches_key(digit):
-                interrupt(digit)
-
-        vad_settings = trigger.vad
-        vad = Vad(vad_settings) if vad_settings is not None else None
-
-        def on_frame(frame: npt.NDArray[np.int16]) -> None:
-            assert vad is not None
-            if vad.push(frame, self._format.sample_rate) == "start":
-                interrupt("speech")
-
-        if trigger.keys:
-            self._key_watchers.append(on_key)
-        if vad is not None:
-            self._frame_watchers.append(on_frame)
-
-        def unwatch() -> None:
-            if on_key in self._key_watchers:
-                self._key_watchers.remove(on_key)
-            if on_frame in self._frame_watchers:
-                self._frame_watchers.remove(on_frame)
-
-        return unwatch
+    async def _next_mark(self, last: str | None) -> str:
+        """A checkpoint after the payload just sent; the one before it (``last``) will not
+        be waited for any more."""
+        if last is not None:
+            self._forget_mark(last)
+        return await self._send_mark(waited=True)
 
     async def clear(self) -> None:
         """Stop playback now: Plivo drops every queued chunk (barge-in).
@@ -342,7 +315,7 @@ class Player(Checkpoints):
             self._first_audio_sent = True
             self._metrics.time_to_first_audio.observe(now - self._started_at)
         if mark and self._ledger.unmarked_s >= self._config.mark_interval_s:
-            await self._send_mark()
+            await self._send_mark(waited=False)
         return True
 
     def _on_cleared(self) -> None:
@@ -353,3 +326,32 @@ class Player(Checkpoints):
     def _on_end(self) -> None:
         self._clear_done.set()
         super()._on_end()
+
+
+class _Interruption:
+    """What stopped one ``say`` (the first trigger's ``cause``, and ``heard_at``: the audio
+    position, in seconds of the call's stream, the caller had heard then), and the stopping
+    itself: the say's scope is cancelled and, when its audio is still queued at Plivo, the
+    reader is told to send ``clearAudio`` next. Called by a :class:`TriggerWatch`."""
+
+    __slots__ = ("_epoch", "_player", "_scope", "cause", "heard_at")
+
+    def __init__(self, player: Player, scope: trio.CancelScope, epoch: int) -> None:
+        self._player = player
+        self._scope = scope
+        self._epoch = epoch
+        self.cause: str | None = None
+        self.heard_at = 0.0
+
+    def __call__(self, cause: str) -> None:
+        if self.cause is not None:
+            return
+        player = self._player
+        now = trio.current_time()
+        self.cause = cause
+        self.heard_at = player._ledger.heard_position(now)
+        self._scope.cancel()
+        if player._clear_epoch == self._epoch and player._ledger.queued_s > 0:
+            player._barge_in_pending = True  # the reader sends clearAudio next
+            player._barge_in_at = now
+            player._barge_in_by_speech = cause == "speech"

@@ -98,8 +98,8 @@ class BargeIn:
         """
         if isinstance(spec, BargeIn):
             return spec if (spec.keys or spec.speech) else None
-        if spec is True:
-            return cls(keys=True)
+        if spec is True:  # the common case: one shared instance (frozen), not one per say
+            return _ANY_KEY if cls is BargeIn else cls(keys=True)
         if spec is False or spec == "":
             return None
         if spec == "speech":
@@ -116,6 +116,10 @@ class BargeIn:
         if self.speech is True:
             return VadSettings()
         return self.speech or None
+
+
+_ANY_KEY = BargeIn(keys=True)
+"""``BargeIn.of(True)``: any key interrupts."""
 
 
 @attrs.frozen

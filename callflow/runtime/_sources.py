@@ -35,6 +35,21 @@ def b64_len(payload: str) -> int:
     return len(payload) // 4 * 3 - (payload[-2:].count("=") if payload else 0)
 
 
+def ready_payloads(source: AudioSource, fmt: Format) -> tuple[str, ...] | None:
+    """The payloads of a source that is encoded already (an :class:`Audio`, cached per
+    format; raw ``bytes``, cached by content), with no generator to run; None for the other
+    kinds (text, a WAV path, a stream), which :func:`payloads` yields as it makes them.
+
+    Raises:
+        ValueError: raw bytes that are not whole samples of ``fmt``.
+    """
+    if isinstance(source, Audio):
+        return source.payloads(fmt)
+    if isinstance(source, bytes):
+        return _raw_cache.payloads(source, fmt)
+    return None
+
+
 async def payloads(
     source: AudioSource, fmt: Format, renderer: Callable[[], Renderer] | None = None
 ) -> AsyncGenerator[str, None]:
