@@ -16,6 +16,13 @@ TCP stream without a closing handshake and the call's reader gets
 treats it as a dropped link (the call may re-attach when Plivo reconnects). A silent peer is
 therefore noticed at most ``ping_interval + pong_timeout`` seconds after it fell silent.
 
+A pong that came but is not read yet does not make a peer silent: before giving a socket up
+the pinger asks whether the peer's bytes wait unread (``has_unread``: the kernel's receive
+queue, or what the read loop handed back). If so, this server is behind (its loop stalled by
+a flow that blocked, or saturated), not the peer, and the check is made once more
+``pong_timeout`` seconds later; a socket still without a pong then is given up. One deferral
+per ping, so a peer whose bytes are never read is still let go.
+
 Any pong counts, whatever its payload (RFC 6455 §5.5.3 allows unsolicited pongs as a
 heartbeat). Only pongs count, not media: Plivo sends media about 50 times a second while
 the stream has an inbound track, but a stream with ``audioTrack="outbound"`` sends none, and
@@ -97,7 +104,7 @@ DEFAULT_KEEPALIVE: Final = Keepalive()
 class Watch:
     """One socket's place in a :class:`Pinger` (see :meth:`Pinger.watch`)."""
 
-    __slots__ = ("due", "on_timeout", "pings", "pongs", "transport")
+    __slots__ = ("deferred", "due", "on_timeout", "pings", "pongs", "transport")
 
     def __init__(
         self, transport: FastWebSocketTransport, due: float, on_timeout: Callable[[], object] | None
@@ -107,6 +114,7 @@ class Watch:
         self.on_timeout = on_timeout
         self.pings = 0
         self.pongs = 0
+        self.deferred = False  # this ping's check was put off once: bytes waited unread
 
     def stop(self) -> None:
         """Stop watching (idempotent); the pinger lets the socket go at once."""
@@ -189,8 +197,14 @@ class Pinger:
             if transport is None or transport.close_code is not None:
                 continue
             if transport.pongs != watch.pongs:
+                watch.deferred = False
                 watch.due = now + settings.ping_interval
                 to_ping.append(watch)
+                continue
+            if not watch.deferred and transport.has_unread():  # we are behind, not the peer
+                watch.deferred = True
+                watch.due = now + settings.pong_timeout
+                to_check.append(watch)
                 continue
             reason = f"no pong within {settings.pong_timeout:g} s of a ping"
             log.warning("%s peer silent: %s; connection given up as lost", transport.name, reason)

@@ -35,7 +35,10 @@ request head and the stream token has been checked.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import sys
+import termios
 from typing import cast
 
 import trio
@@ -202,6 +205,20 @@ class FastWebSocketTransport(SocketWriter):
     def pongs(self) -> int:
         """Pong frames received so far (any payload; RFC 6455 §5.5.3 allows unsolicited ones)."""
         return self._pongs
+
+    def has_unread(self) -> bool:
+        """Whether the peer's bytes wait here unread: in the kernel's receive queue
+        (``FIONREAD``; a plain socket only) or handed back by the read loop, unparsed. The
+        keepalive asks before it gives a peer up: a pong may be among them."""
+        if self._handoff is not None or self._messages:
+            return True
+        if self._fd < 0:
+            return False
+        try:
+            queued = fcntl.ioctl(self._fd, termios.FIONREAD, b"\0\0\0\0")
+        except OSError:  # closed meanwhile
+            return False
+        return int.from_bytes(queued, sys.byteorder) > 0
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
         """Close with ``code`` and ``reason``; idempotent (see the module doc)."""

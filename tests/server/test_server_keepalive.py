@@ -81,9 +81,12 @@ class Peer:
             await self.stream.send_all(b"".join(frames))
 
 
-async def _open_peer(nursery: trio.Nursery, loop: ReadLoop, name: str) -> Peer:
+async def _open_peer(
+    nursery: trio.Nursery, loop: ReadLoop, name: str, *, read_after: float | None = 0.0
+) -> Peer:
     """A transport on one end of a socket pair, read by ``loop`` (as in ``serve_flows``),
-    and websockets' client on the other end."""
+    and websockets' client on the other end. The server side starts reading ``read_after``
+    seconds from now (None: never), as a server whose loop is behind would."""
     server_sock, client_sock = trio.socket.socketpair()
     client_stream = trio.SocketStream(client_sock)
     proto = ClientProtocol(parse_uri("ws://localhost/s"), max_size=None)
@@ -106,6 +109,9 @@ async def _open_peer(nursery: trio.Nursery, loop: ReadLoop, name: str) -> Peer:
         return False
 
     async def read() -> None:
+        if read_after is None:
+            return
+        await trio.sleep(read_after)
         try:
             await transport.receive_until(dispatch)
         except TransportClosed as exc:
@@ -177,6 +183,44 @@ async def test_media_without_pongs_does_not_count(
     assert len(peer.received) > 500
     ((closed, _),) = peer.closed
     assert closed.code == 1006
+
+
+async def test_a_pong_not_read_yet_is_waited_for_once_more(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The peer answers at once, but the server reads nothing until after the first check
+    (ping at 10 s, check at 15 s): its pong waits in the socket, so the peer is not silent."""
+    loop = ReadLoop()
+    nursery.start_soon(loop.run)
+    late = await _open_peer(nursery, loop, "call=late", read_after=16.0)
+    async with trio.open_nursery() as peer_side:
+        peer_side.start_soon(functools.partial(late.serve, answer=True))
+        with trio.move_on_after(55):  # pings at 10, 30 and 45 s (the first check put off once)
+            await keep_alive(late.transport, SETTINGS)
+        peer_side.cancel_scope.cancel()
+    assert late.closed == []
+    assert late.transport.pongs == len(late.pings) == 3  # each answered, the early one too
+    await late.transport.aclose()
+    await late.stream.aclose()
+
+
+async def test_a_socket_never_read_is_given_up_after_one_deferral(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Unread bytes put the verdict off once per ping, not for ever."""
+    loop = ReadLoop()
+    nursery.start_soon(loop.run)
+    stuck = await _open_peer(nursery, loop, "call=stuck", read_after=None)
+    start = trio.current_time()
+    async with trio.open_nursery() as peer_side:
+        peer_side.start_soon(functools.partial(stuck.serve, answer=True))
+        with trio.fail_after(60):
+            await keep_alive(stuck.transport, SETTINGS)
+        peer_side.cancel_scope.cancel()
+    # ping at 10 s, a check at 15 s that finds the pong unread, given up at 20 s
+    assert trio.current_time() - start == pytest.approx(20.0, abs=0.01)
+    assert any("call=stuck peer silent" in r.getMessage() for r in caplog.records)
+    await stuck.stream.aclose()
 
 
 async def test_unsolicited_pongs_count(
