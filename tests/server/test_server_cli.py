@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ import trio
 from lxml import etree
 
 from callflow.cli import main
+from callflow.cli._serve import GC_YOUNG_THRESHOLD, tune_collector
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -227,3 +229,16 @@ def test_serve_refuses_a_port_outside_0_to_65535(
     err = capsys.readouterr().err
     assert "--port" in err
     assert port in err
+
+
+def test_serve_sets_the_collector_for_a_server_process() -> None:
+    """What imports made leaves the collector's reach; young collections wait for
+    GC_YOUNG_THRESHOLD allocations; the older generations keep CPython's thresholds."""
+    before = gc.get_threshold()
+    try:
+        tune_collector()
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, before[1], before[2])
+        assert gc.get_freeze_count() > 1000  # the modules imported so far, at least
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
