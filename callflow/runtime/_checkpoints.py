@@ -150,8 +150,8 @@ class Checkpoints(AckBound):
                 self._raise_if_ended()
                 await self._wait_or_give_up(event)
         finally:
-            self._mark_waiters.pop(name, None)
-            played = self._mark_results.pop(name, None)
+            played = self._mark_results.get(name)
+            self._forget_mark(name)
         if played is None:  # woken by the end of the call, not by Plivo
             self._raise_if_ended()
         return bool(played)

@@ -69,11 +69,9 @@ async def payloads(
         if renderer is None:
             raise TypeError("text needs a text-to-speech engine (a Call's tts)")
         source = renderer().stream(source, fmt)
-    if isinstance(source, Audio):
-        for payload in source.payloads(fmt):
-            yield payload
-    elif isinstance(source, bytes):
-        for payload in _raw_cache.payloads(source, fmt):
+    ready = ready_payloads(source, fmt)
+    if ready is not None:
+        for payload in ready:
             yield payload
     elif isinstance(source, bytearray | memoryview):
         for payload in raw_payloads(bytes(source), fmt):
