@@ -1,6 +1,7 @@
 """What a parked call holds: ``tracemalloc`` over the real server and N idle calls.
 
     python -m bench.memory --calls 200
+    python -m bench.memory --calls 40 --ended
 
 One process runs ``serve_flows`` on the bench IVR (127.0.0.1, a free port) and, on the same
 trio loop, N of :mod:`bench.loadgen`'s simulated Plivo calls: each sends ``start`` and 20 ms
@@ -11,6 +12,12 @@ snapshot once they are idle holds what they allocated and still keep. Allocation
 traceback passes through the load generator are left out, so what remains is the server's.
 Prints the bytes per idle call and the allocation sites that hold the most, grouped by the
 innermost frame inside callflow (or the library frame when there is none).
+
+``--ended``: the calls then hang up, with the collector off, and what their ends left that only
+the collector can free (reference cycles: ``gc.DEBUG_SAVEALL`` keeps what one collection finds)
+is counted per ended call, by type and by allocation site. Objects in such cycles are what a
+``gc.freeze()`` after each call's start would keep for ever, and what the young collections
+after a burst of call ends walk.
 
 The bench's resident-memory figure (``rss_per_idle_call_kib`` in ``nox -s bench``) is measured
 from outside, as RSS; this is the tool to find what makes it.
@@ -26,6 +33,7 @@ import sys
 import tracemalloc
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -45,7 +53,7 @@ def _label(traceback: tracemalloc.Traceback) -> str:
     return f"{'/'.join(f.filename.rsplit('/', 2)[-2:])}:{f.lineno}"
 
 
-async def _main(calls: int, top: int, frames: int, show: str = "") -> None:
+async def _main(calls: int, top: int, frames: int, show: str = "", *, ended: bool = False) -> None:
     from bench import loadgen
     from callflow import load_flows
     from callflow.server import serve_flows
@@ -81,7 +89,8 @@ async def _main(calls: int, top: int, frames: int, show: str = "") -> None:
         after = tracemalloc.take_snapshot()
         live = sum(1 for c in gen.calls if not c.closed.is_set())
         not_generator = [tracemalloc.Filter(False, "*/bench/loadgen.py", all_frames=True)]
-        tracemalloc.stop()
+        if not ended:
+            tracemalloc.stop()
         stats = after.filter_traces(not_generator).statistics("traceback")
         sites: Counter[str] = Counter()
         counts: Counter[str] = Counter()
@@ -98,8 +107,49 @@ async def _main(calls: int, top: int, frames: int, show: str = "") -> None:
                 print("\n".join(stat.traceback.format()[-16:]))
         for label, size in sites.most_common(top):
             print(f"{size / live:10.0f}  {counts[label] / live:11.1f}  {label}")
+        if ended:
+            await _ended(gen, live, top)
         await loadgen._hang_up_all(gen.calls, 5)
         nursery.cancel_scope.cancel()
+
+
+async def _ended(gen: Any, live: int, top: int) -> None:
+    """Hang up every call with the collector off; print what one collection then finds
+    unreachable (reference cycles), per ended call, by type and by allocation site. Stops
+    the tracing :func:`_main` started."""
+    from bench import loadgen
+
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        await loadgen._hang_up_all(list(gen.calls), 5)
+        await trio.sleep(3.0)  # every call's teardown has run
+        found = gc.collect()
+        types: Counter[str] = Counter()
+        sites: Counter[str] = Counter()
+        for obj in gc.garbage:
+            traceback = tracemalloc.get_object_traceback(obj)
+            if traceback is not None and any("/bench/loadgen.py" in f.filename for f in traceback):
+                continue  # the load generator's side of the calls
+            types[type(obj).__qualname__] += 1
+            sites[_label(traceback) if traceback is not None else "(before tracing)"] += 1
+        server = sum(types.values())
+        print(
+            f"\nended calls: {live}; unreachable objects a collection found: {found}, "
+            f"{server} of them the server's ({server / max(live, 1):.1f} per ended call)"
+        )
+        print(f"{'per call':>8}  type")
+        for name, count in types.most_common(top):
+            print(f"{count / live:8.1f}  {name}")
+        print(f"{'per call':>8}  allocation site")
+        for label, count in sites.most_common(top):
+            print(f"{count / live:8.1f}  {label}")
+    finally:
+        gc.garbage.clear()
+        gc.set_debug(0)
+        gc.enable()
+        tracemalloc.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,8 +160,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--show", default="", help="print the whole tracebacks of the sites whose label has this"
     )
+    p.add_argument(
+        "--ended",
+        action="store_true",
+        help="then hang the calls up and count the reference cycles their ends leave",
+    )
     args = p.parse_args(argv)
-    trio.run(_main, args.calls, args.top, args.frames, args.show)
+    trio.run(
+        functools.partial(_main, ended=args.ended), args.calls, args.top, args.frames, args.show
+    )
     return 0
 
 
