@@ -17,7 +17,7 @@ import trio
 from lxml import etree
 
 from callflow.cli import main
-from callflow.cli._serve import GC_YOUNG_THRESHOLD, tune_collector
+from callflow.cli._serve import GC_MIDDLE_THRESHOLD, GC_YOUNG_THRESHOLD, tune_collector
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -233,11 +233,13 @@ def test_serve_refuses_a_port_outside_0_to_65535(
 
 def test_serve_sets_the_collector_for_a_server_process() -> None:
     """What imports made leaves the collector's reach; young collections wait for
-    GC_YOUNG_THRESHOLD allocations; the older generations keep CPython's thresholds."""
+    GC_YOUNG_THRESHOLD allocations and generation 1 for GC_MIDDLE_THRESHOLD of them; the full
+    collection keeps CPython's threshold."""
     before = gc.get_threshold()
     try:
         tune_collector()
-        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, before[1], before[2])
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, GC_MIDDLE_THRESHOLD, before[2])
+        assert before[:2] != (GC_YOUNG_THRESHOLD, GC_MIDDLE_THRESHOLD)  # it changed something
         assert gc.get_freeze_count() > 1000  # the modules imported so far, at least
     finally:
         gc.set_threshold(*before)
