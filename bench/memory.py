@@ -33,9 +33,12 @@ import sys
 import tracemalloc
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import trio
+
+if TYPE_CHECKING:
+    from bench import loadgen
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -113,10 +116,12 @@ async def _main(calls: int, top: int, frames: int, show: str = "", *, ended: boo
         nursery.cancel_scope.cancel()
 
 
-async def _ended(gen: Any, live: int, top: int) -> None:
+async def _ended(gen: loadgen.Generator, live: int, top: int) -> None:
     """Hang up every call with the collector off; print what one collection then finds
     unreachable (reference cycles), per ended call, by type and by allocation site. Stops
-    the tracing :func:`_main` started."""
+    the tracing :func:`_main` started. An object with no traceback was allocated before it,
+    or taken from one of CPython's free lists (lists, tuples, dicts), which tracemalloc does
+    not see."""
     from bench import loadgen
 
     gc.collect()
@@ -133,18 +138,18 @@ async def _ended(gen: Any, live: int, top: int) -> None:
             if traceback is not None and any("/bench/loadgen.py" in f.filename for f in traceback):
                 continue  # the load generator's side of the calls
             types[type(obj).__qualname__] += 1
-            sites[_label(traceback) if traceback is not None else "(before tracing)"] += 1
-        server = sum(types.values())
+            sites[_label(traceback) if traceback is not None else "(no traceback)"] += 1
+        server, per = sum(types.values()), max(live, 1)
         print(
             f"\nended calls: {live}; unreachable objects a collection found: {found}, "
-            f"{server} of them the server's ({server / max(live, 1):.1f} per ended call)"
+            f"{server} of them the server's ({server / per:.1f} per ended call)"
         )
         print(f"{'per call':>8}  type")
         for name, count in types.most_common(top):
-            print(f"{count / live:8.1f}  {name}")
+            print(f"{count / per:8.1f}  {name}")
         print(f"{'per call':>8}  allocation site")
         for label, count in sites.most_common(top):
-            print(f"{count / live:8.1f}  {label}")
+            print(f"{count / per:8.1f}  {label}")
     finally:
         gc.garbage.clear()
         gc.set_debug(0)
