@@ -39,11 +39,10 @@ docs/performance.md, "Memory per idle call").
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Final
 
 import attrs
@@ -121,6 +120,12 @@ class Watch:
         self.transport = None
         self.on_timeout = None
 
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
 
 class Pinger:
     """Pings every watched socket and gives up one whose pong does not come in time (the
@@ -150,16 +155,12 @@ class Pinger:
         self._changed.set()
         return watch
 
-    @contextlib.contextmanager
     def watching(
         self, transport: FastWebSocketTransport, on_timeout: Callable[[], object] | None = None
-    ) -> Iterator[Watch]:
-        """:meth:`watch` for the body of a ``with`` block."""
-        watch = self.watch(transport, on_timeout)
-        try:
-            yield watch
-        finally:
-            watch.stop()
+    ) -> Watch:
+        """:meth:`watch` for the body of a ``with`` block (the watch stops at its end; a
+        plain object, not a generator: a call keeps it for its whole life)."""
+        return self.watch(transport, on_timeout)
 
     def __len__(self) -> int:
         """Sockets watched (stopped watches included until their next due time)."""
