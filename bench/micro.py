@@ -226,11 +226,12 @@ def _media_message() -> str:
 
 
 def media_fast_path(scale: int) -> dict[str, float]:
-    """µs per inbound media message through the call reader's dispatch function (private),
-    with no listener (counted only) and with one ``listen()`` (parsed and decoded)."""
+    """µs per inbound media message through the call reader's dispatch
+    (``Dispatcher.dispatch``, private), with no listener (counted only) and with one
+    ``listen()`` (parsed and decoded)."""
     from callflow.observe import METRICS
     from callflow.runtime import Call, CallInfo, memory_transport_pair
-    from callflow.runtime._dispatch import dispatcher
+    from callflow.runtime._dispatch import Dispatcher
 
     results: dict[str, float] = {}
 
@@ -245,7 +246,7 @@ def media_fast_path(scale: int) -> dict[str, float]:
             extra_headers=ExtraHeaders.parse("{}"),
         )
         call = Call(info, server_side)
-        dispatch, _ = dispatcher(call, METRICS.for_flow("/bench"))
+        dispatch = Dispatcher(call, METRICS.for_flow("/bench")).dispatch
         text = _media_message()
         results["no_listener_us"] = round(best_us(lambda: dispatch(text), 5000 * scale), 2)
         listener = call.listen(max_frames=10)

@@ -19,9 +19,7 @@ Each transport the line lets go of is closed in the background, in the call's nu
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 import trio
@@ -33,6 +31,7 @@ from callflow.runtime._transport import Transport, TransportClosed, is_lost_link
 
 if TYPE_CHECKING:
     from callflow.runtime._call import Call
+    from callflow.runtime._reader import Reader
 
 log = logging.getLogger("callflow.call")
 
@@ -57,7 +56,6 @@ class Line:
         self._attached = Signal()
         self._attached.set()
         self._resend_due = False
-        self._reading: tuple[Transport, trio.CancelScope] | None = None
         self.detached_at: float | None = None
         """``trio.current_time()`` of the last detach, ``None`` until one happens."""
         self.detaches = 0
@@ -66,6 +64,8 @@ class Line:
         """How often a new stream re-attached the call."""
         self.closer: trio.Nursery | None = None
         """Where let-go transports are closed (the call's nursery, set by ``run_call``)."""
+        self.reader: Reader | None = None
+        """The call's reader, told when the line lets go of a transport (set by ``run_call``)."""
 
     @property
     def transport(self) -> Transport | None:
@@ -234,8 +234,8 @@ class Line:
 
     def _let_go(self, attachment: Attachment, code: int, reason: str) -> None:
         """Stop reading ``attachment`` and close it in the background."""
-        if self._reading is not None and self._reading[0] is attachment.transport:
-            self._reading[1].cancel()
+        if self.reader is not None:
+            self.reader.let_go(attachment.transport)
         if self.closer is None:
             attachment.done.set()
             return
@@ -301,17 +301,6 @@ class Line:
             if self._resend_due and self._current is attachment:
                 await self._resend(attachment)
         return attachment
-
-    @contextlib.contextmanager
-    def reading(self, transport: Transport) -> Iterator[trio.CancelScope]:
-        """The reader reads ``transport`` inside this scope; letting the transport go
-        (a takeover, a detach by a write) cancels it."""
-        with trio.CancelScope() as scope:
-            self._reading = (transport, scope)
-            try:
-                yield scope
-            finally:
-                self._reading = None
 
     async def aclose(self, code: int, reason: str) -> None:
         """Close the current transport (idempotent); its attachment is then done."""

@@ -14,7 +14,7 @@ wait_speech) and, here, the rest of the DSL; the socket it is on is a
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import TypeVar
 
@@ -77,9 +77,6 @@ class Call(Asking):
         "_rest",
         "_rest_done",
         "_transferred",
-        "_write",
-        "_write_now",
-        "_flush_writes",
         "__weakref__",
     )
     # every attribute of every part, and no instance dict: a parked call is smaller by
@@ -111,12 +108,20 @@ class Call(Asking):
         self._tts = tts
         self._stt = stt
         self._line = Line(self, transport, self._config)
-        self._write = self._line.write
-        self._write_now = self._line.write_now
-        self._flush_writes = self._line.flush
         self._rest = rest
         self._rest_done = False
         self._transferred = False
+
+    # -- the writer, for the parts (``_state.CallState``) --------------------------------------
+
+    def _write(self, message: str) -> Awaitable[None]:
+        return self._line.write(message)
+
+    def _write_now(self, message: str) -> bool | None:
+        return self._line.write_now(message)
+
+    def _flush_writes(self) -> Awaitable[None]:
+        return self._line.flush()
 
     def _rebind(self, stream_id: str) -> None:
         """The call moved to a new stream (a reconnect): its messages name ``stream_id``."""

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Final, Literal
 
 import attrs
 
@@ -105,6 +105,10 @@ class RuntimeConfig:
     ack_grace_s: float = 5.0
     uninterruptible_keys: KeyPolicy = attrs.field(default="keep", validator=_key_policy)
     reconnect_grace_s: float = 10.0
+
+
+DEFAULT_CONFIG: Final = RuntimeConfig()
+"""The defaults, one instance for every call that is given no config (it is frozen)."""
 
 
 @attrs.frozen(kw_only=True)

@@ -30,13 +30,14 @@ from callflow.protocol import (
 )
 from callflow.runtime import _warnings
 from callflow.runtime._call import Call, CallInfo, RuntimeConfig
-from callflow.runtime._dispatch import dispatcher
+from callflow.runtime._config import DEFAULT_CONFIG
 from callflow.runtime._errors import CallEnded
 from callflow.runtime._live import Claim, LiveCalls
+from callflow.runtime._reader import Reader
 from callflow.runtime._rest import PlivoRest
 from callflow.runtime._start import Refused, wait_for_start
 from callflow.runtime._sync import Signal
-from callflow.runtime._transport import Transport, TransportClosed, receive_until
+from callflow.runtime._transport import Transport, TransportClosed
 
 __all__ = ["DRAINED_REASON", "LiveCalls", "run_call"]
 
@@ -85,54 +86,103 @@ async def run_call(
     Never raises for anything the call does; closes ``transport`` before returning.
     Cancelling the caller's scope ends the call at once (outcome ``drained``).
     """
-    config = config or RuntimeConfig()
+    config = config or DEFAULT_CONFIG
     metrics = METRICS.for_flow(flow.path)
     # Until ``start`` names the call, it is the one the stream token or answer webhook was for.
     answered_uuid = call_uuid or (answer_params or {}).get("CallUUID")
     answered = call_label(answered_uuid)
     context = bind_call(call_id=answered_uuid, flow=flow.path)
     try:
-        claim: Claim | None = None
-        if call_uuid is not None and live_calls is not None:
-            live = live_calls.get(call_uuid)
-            if live is not None and not live.ended:
-                metrics.reconnects.inc()
-                await _rejoin(flow, live, transport, config, answered, metrics)
-                return
-            if live_calls.has_ended(call_uuid):
-                log.warning("%s a stream for a call that has ended; refused with 1008", answered)
-                metrics.outcomes["refused"].inc()
-                await transport.aclose(1008, "call has ended")
-                return
-            claim = live_calls.claim(call_uuid)
-        await _run_started(
-            flow,
-            transport,
-            answer_params,
-            live_calls,
-            config,
-            rest,
-            metrics,
-            answered,
-            answered_at,
-            claim,
+        start = await _opening(flow, transport, live_calls, config, metrics, answered, call_uuid)
+        if start is None:
+            return  # refused, closed, replaced, or a reconnect served
+        # The call runs in this frame, not one more nested: a call keeps its task's stack for
+        # its whole life (docs/performance.md, "Memory per idle call").
+        bind_call(call_id=start.call_id, stream_id=start.stream_id, flow=flow.path)
+        if answered_at is not None:
+            metrics.answer_to_start.observe(max(0.0, time.time() - answered_at))
+        info = CallInfo(
+            call_id=start.call_id,
+            stream_id=start.stream_id,
+            account_id=start.account_id,
+            tracks=start.tracks,
+            format=flow.format,
+            extra_headers=start.extra_headers,
+            answer_params=dict(answer_params or {}),
         )
+        del start  # (what the call keeps of it is in ``info``)
+        call = Call(info, transport, config, rest, metrics, tts=flow.tts, stt=flow.stt)
+        line = call._line
+        if live_calls is not None:
+            live_calls.add(call)
+        metrics.calls_active.inc()
+        flow_raised = cancelled = False
+        log.info(
+            "%s stream=%s started flow %s (%s)",
+            call._log_key,
+            escape(info.stream_id, MAX_CALL_ID_CHARS),
+            flow.name,
+            flow.format.content_type,
+        )
+        try:
+            async with trio.open_nursery() as nursery:
+                line.closer = nursery
+                flow_done = Signal()
+                line.reader = reader = Reader(call, nursery, flow_done, config, metrics)
+                reader.start()
+                try:
+                    try:
+                        await flow.handler(call)
+                    except Exception as exc:
+                        flow_raised = _flow_raised(flow, call, metrics, exc)
+                    flow_done.set()
+                    if not call.ended:
+                        await _drain(call, config)
+                    call._end("flow finished")
+                finally:
+                    reader.stop()
+                nursery.cancel_scope.cancel()
+        except BaseException:  # only cancellation gets here (exception policy): the server's
+            cancelled = True  # drain deadline, or whoever runs the call, ended it
+            call._end("call cancelled")  # (the reader's words when its task saw it)
+            raise
+        finally:
+            line.closer = line.reader = None
+            metrics.calls_active.dec()
+            metrics.outcomes[_outcome(call, flow_raised=flow_raised, cancelled=cancelled)].inc()
+            if live_calls is not None:
+                live_calls.discard(call)
+            await _close(call, transport, flow_raised=flow_raised)
     finally:
         CALL_CONTEXT.reset(context)  # the caller's (a connection task's) context again
 
 
-async def _run_started(
+async def _opening(
     flow: Flow,
     transport: Transport,
-    answer_params: Mapping[str, str] | None,
     live_calls: LiveCalls | None,
     config: RuntimeConfig,
-    rest: PlivoRest | None,
     metrics: FlowMetrics,
     answered: str,
-    answered_at: float | None,
-    claim: Claim | None,
-) -> None:
+    call_uuid: str | None,
+) -> Start | None:
+    """The ``start`` of a new call's first stream; ``None`` when there is no call to run
+    here: the stream was refused or closed before ``start`` (logged, counted, closed), a
+    newer stream replaced it, or it was a reconnect of a call live here (served until the
+    call let go of it)."""
+    claim: Claim | None = None
+    if call_uuid is not None and live_calls is not None:
+        live = live_calls.get(call_uuid)
+        if live is not None and not live.ended:
+            metrics.reconnects.inc()
+            await _rejoin(flow, live, transport, config, answered, metrics)
+            return None
+        if live_calls.has_ended(call_uuid):
+            log.warning("%s a stream for a call that has ended; refused with 1008", answered)
+            metrics.outcomes["refused"].inc()
+            await transport.aclose(1008, "call has ended")
+            return None
+        claim = live_calls.claim(call_uuid)
     start: Start | None = None
     try:
         with claim.scope if claim is not None else contextlib.nullcontext():
@@ -143,11 +193,11 @@ async def _run_started(
         log.error("%s; closing the stream", refused)
         metrics.outcomes["refused"].inc()
         await transport.aclose(refused.code, refused.reason)
-        return
+        return None
     except TransportClosed:
         log.info("%s stream closed before start (flow %s)", answered, flow.path)
         metrics.outcomes["hung_up"].inc()
-        return
+        return None
     finally:
         _warnings.flush(answered)
         if claim is not None and live_calls is not None:
@@ -155,69 +205,30 @@ async def _run_started(
     if start is None:  # a newer stream for the same call replaced this one
         log.info("%s a newer stream for this call replaced this one before start", answered)
         await transport.aclose(1000, "replaced by a newer stream")
-        return
-    bind_call(call_id=start.call_id, stream_id=start.stream_id, flow=flow.path)
-    if answered_at is not None:
-        metrics.answer_to_start.observe(max(0.0, time.time() - answered_at))
+    return start
 
-    info = CallInfo(
-        call_id=start.call_id,
-        stream_id=start.stream_id,
-        account_id=start.account_id,
-        tracks=start.tracks,
-        format=flow.format,
-        extra_headers=start.extra_headers,
-        answer_params=dict(answer_params or {}),
-    )
-    call = Call(info, transport, config, rest, metrics, tts=flow.tts, stt=flow.stt)
+
+async def _close(call: Call, transport: Transport, *, flow_raised: bool) -> None:
+    """The end of a call that ran its flow (``transport``: its first stream): hang up over
+    REST if that is due, close the stream (shielded), and log the call's one ``ended``
+    line."""
     line = call._line
-    if live_calls is not None:
-        live_calls.add(call)
-    metrics.calls_active.inc()
-    flow_raised = cancelled = False
+    call._end(call._ended.reason if call._ended else "flow finished")
+    await call._rest_hangup()
+    with trio.CancelScope(shield=True):
+        # 1011 (RFC 6455: an unexpected condition) tells the other end the flow raised
+        code, reason = (1011, "flow error") if flow_raised else (1000, "call ended")
+        await line.aclose(code, reason)
+        await transport.aclose(code, reason)
+    _warnings.flush(call._log_key)
     log.info(
-        "%s stream=%s started flow %s (%s)",
-        call._log_key,
-        escape(start.stream_id, MAX_CALL_ID_CHARS),
-        flow.name,
-        flow.format.content_type,
+        "call=%s ended: %s (%d frames in, %d unreadable%s)",
+        call.call_id,
+        call._ended.reason if call._ended else "",
+        call.frames_received,
+        call.protocol_errors,
+        f", {line.reattaches} re-attach(es)" if line.reattaches else "",
     )
-    try:
-        async with trio.open_nursery() as nursery:
-            line.closer = nursery
-            flow_done = Signal()
-            nursery.start_soon(_read, call, flow_done, nursery.cancel_scope, config, metrics)
-            flow_raised = await _run_flow(flow, call, metrics)
-            flow_done.set()
-            if not call.ended:
-                await _drain(call, config)
-            call._end("flow finished")
-            nursery.cancel_scope.cancel()
-    except BaseException:  # only cancellation gets here (exception policy): the server's
-        cancelled = True  # drain deadline, or whoever runs the call, ended it
-        raise
-    finally:
-        line.closer = None
-        metrics.calls_active.dec()
-        metrics.outcomes[_outcome(call, flow_raised=flow_raised, cancelled=cancelled)].inc()
-        if live_calls is not None:
-            live_calls.discard(call)
-        call._end(call._ended.reason if call._ended else "flow finished")
-        await call._rest_hangup()
-        with trio.CancelScope(shield=True):
-            # 1011 (RFC 6455: an unexpected condition) tells the other end the flow raised
-            code, reason = (1011, "flow error") if flow_raised else (1000, "call ended")
-            await line.aclose(code, reason)
-            await transport.aclose(code, reason)
-        _warnings.flush(call._log_key)
-        log.info(
-            "call=%s ended: %s (%d frames in, %d unreadable%s)",
-            call.call_id,
-            call._ended.reason if call._ended else "",
-            call.frames_received,
-            call.protocol_errors,
-            f", {line.reattaches} re-attach(es)" if line.reattaches else "",
-        )
 
 
 async def _rejoin(
@@ -267,20 +278,16 @@ def _outcome(call: Call, *, flow_raised: bool, cancelled: bool) -> str:
     return "completed"
 
 
-async def _run_flow(flow: Flow, call: Call, metrics: FlowMetrics) -> bool:
-    """Run the flow; log its outcome once; True when it raised (other than
-    :class:`CallEnded`). Only cancellation escapes."""
-    try:
-        await flow.handler(call)
-    except Exception as exc:
-        if _only_call_ended(exc):
-            log.info("call=%s flow %s stopped: the call ended", call.call_id, flow.name)
-        else:
-            log.exception("call=%s flow %s raised; ending this call", call.call_id, flow.name)
-            metrics.flow_exception(exc)
-            call._end(f"flow raised {type(exc).__name__}")
-            return True
-    return False
+def _flow_raised(flow: Flow, call: Call, metrics: FlowMetrics, exc: Exception) -> bool:
+    """The flow raised ``exc`` (called in its ``except`` block): log it once; True when it
+    is an error (anything but :class:`CallEnded`), which ends the call."""
+    if _only_call_ended(exc):
+        log.info("call=%s flow %s stopped: the call ended", call.call_id, flow.name)
+        return False
+    log.exception("call=%s flow %s raised; ending this call", call.call_id, flow.name)
+    metrics.flow_exception(exc)
+    call._end(f"flow raised {type(exc).__name__}")
+    return True
 
 
 def _only_call_ended(exc: BaseException) -> bool:
@@ -299,47 +306,3 @@ async def _drain(call: Call, config: RuntimeConfig) -> None:
     with trio.move_on_after(call.queued_s + config.drain_timeout_s):
         with contextlib.suppress(CallEnded):
             await call.checkpoint()
-
-
-async def _read(
-    call: Call,
-    flow_done: Signal,
-    call_scope: trio.CancelScope,
-    config: RuntimeConfig,
-    metrics: FlowMetrics,
-) -> None:
-    """The call's one reader: each message is parsed and dispatched inline by
-    :func:`~callflow.runtime._dispatch.dispatcher`'s function, where the transport reads it (no
-    task or channel hop per message; on the server, no task switch at all unless the call must
-    act). This task wakes only to send a barge-in's ``clearAudio``, when the call moves to
-    another socket, and at the end of the stream. A lost socket detaches the call and the reader
-    waits for the re-attach (``Line.wait_attached``); any other close ends the call, and the
-    flow gets its grace period."""
-    line = call._line
-    dispatch, stopped = dispatcher(call, metrics)
-    try:
-        while not stopped():
-            transport = await line.wait_attached()
-            with line.reading(transport):
-                try:
-                    await receive_until(transport, dispatch)
-                except TransportClosed as exc:
-                    line.lost(transport, exc, f"stream closed by Plivo (code {exc.code})")
-                    continue
-            await call._barge_in_clear()  # a barge-in the dispatch could not finish, if any
-    except CallEnded:
-        pass
-    except Exception:  # a defect in dispatch: this call ends, nothing else is touched
-        log.exception("call=%s reader failed; ending this call", call.call_id)
-        call._end("reader failed")
-    except trio.Cancelled:
-        # The call's nursery is being cancelled (by whoever runs the call, e.g. a drain
-        # deadline): no event from Plivo will be read again, so end the call now. Otherwise
-        # the flow's shielded clean-up (a clear waiting for ``clearedAudio``) would wait out
-        # its timeout for an ack nobody can deliver.
-        call._end("call cancelled")
-        raise
-    if not flow_done.is_set():
-        with trio.move_on_after(config.hangup_grace_s):
-            await flow_done.wait()
-    call_scope.cancel()

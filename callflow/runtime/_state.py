@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from callflow.observe import METRICS, NO_FLOW, FlowMetrics
 from callflow.protocol import Format
-from callflow.runtime._config import CallInfo, RuntimeConfig
+from callflow.runtime._config import DEFAULT_CONFIG, CallInfo, RuntimeConfig
 from callflow.runtime._errors import CallEnded
 from callflow.runtime._sync import Signal
 from callflow.voice import Renderer, Stt, TtsChoice, default_stt, default_tts
@@ -47,15 +47,21 @@ class CallState:
         "info",
     )
 
-    _write: Callable[[str], Awaitable[None]]
-    """Send one message to Plivo through the call's one writer (``_attach.Line.write``)."""
+    # The writer, as the parts see it (``Call`` hands each to its ``_attach.Line``; methods,
+    # not bound methods kept per call: three of those are 192 bytes a call)
 
-    _write_now: Callable[[str], bool | None]
-    """Write one message at once from synchronous code, when nothing else is being written
-    (``_attach.Line.write_now``: True written, False the rest queued, None not done)."""
+    def _write(self, message: str) -> Awaitable[None]:
+        """Send one message to Plivo through the call's one writer (``_attach.Line.write``)."""
+        raise NotImplementedError
 
-    _flush_writes: Callable[[], Awaitable[None]]
-    """Write what a partial ``_write_now`` left queued (``_attach.Line.flush``)."""
+    def _write_now(self, message: str) -> bool | None:
+        """Write one message at once from synchronous code, when nothing else is being written
+        (``_attach.Line.write_now``: True written, False the rest queued, None not done)."""
+        raise NotImplementedError
+
+    def _flush_writes(self) -> Awaitable[None]:
+        """Write what a partial ``_write_now`` left queued (``_attach.Line.flush``)."""
+        raise NotImplementedError
 
     _dtmf: list[str]
     """The type-ahead keys, oldest first (``_inbound.Inbound``)."""
@@ -63,7 +69,7 @@ class CallState:
     def __init__(self, info: CallInfo, config: RuntimeConfig | None) -> None:
         self.info = info
         """Ids, format, extra headers and answer-webhook params (:class:`CallInfo`)."""
-        self._config = config or RuntimeConfig()
+        self._config = config or DEFAULT_CONFIG
         self._format: Format = info.format
         self._ended: CallEnded | None = None
         self.ended_by_plivo = False

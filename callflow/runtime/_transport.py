@@ -15,6 +15,13 @@ waiting task only when ``dispatch`` asks for it. The server's stream sockets do:
 serves every call, so the media frames that make up almost all of the traffic cost no task
 switch at all. :func:`receive_until` uses it where offered and a plain ``receive`` loop
 elsewhere, so the runtime is the same on every transport.
+
+Such a transport may go one step further (:class:`Parkable`): :meth:`~Parkable.park` lets the
+read loop dispatch with *no* task waiting, and calls back when a task must act. A parked call
+then holds no reader task at all, which is most of what an idle call costs in memory
+(docs/performance.md, "Memory per idle call"); the runtime's reader starts a task only for
+the rare work that needs one (a ``clearAudio`` the socket would not take at once, a ping, the
+stream's end).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import math
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
+import outcome
 import trio
 
 Dispatch = Callable[[str], bool]
@@ -91,6 +99,41 @@ class InlineDispatch(Protocol):
         Raises:
             TransportClosed: no message is left and none will come.
             Exception: whatever ``dispatch`` raised (the message it raised on is consumed).
+        """
+        ...
+
+
+Woken = Callable[[outcome.Outcome[bool]], object]
+"""What a :class:`Parkable` transport calls once a parked reader has work for a task:
+``Value(True)`` when ``dispatch`` asked, ``Value(False)`` when the transport has work only a
+task can do (the next :meth:`Parkable.receive_once` does it), ``Error(exc)`` when ``dispatch``
+raised ``exc``."""
+
+
+@runtime_checkable
+class Parkable(Protocol):
+    """A transport whose reading can go on with no task waiting (module doc)."""
+
+    def park(self, dispatch: Dispatch, woken: Woken) -> bool:
+        """Dispatch every message as it arrives, with no task waiting, until one of them
+        needs a task: then stop and call ``woken`` (once, synchronously, from whatever reads
+        the socket). False, with nothing registered, when a task must read now
+        (:meth:`receive_once`): messages or work are already waiting, or the transport
+        cannot park (closed, or no read loop)."""
+        ...
+
+    def unpark(self) -> None:
+        """Stop dispatching for a parked reader; ``woken`` will not be called. A no-op when
+        not parked."""
+        ...
+
+    async def receive_once(self, dispatch: Dispatch) -> bool:
+        """Hand ``dispatch`` what one read brings (or the messages already read): True as
+        soon as it asks, False once they are dispatched.
+
+        Raises:
+            TransportClosed: no message is left and none will come.
+            Exception: whatever ``dispatch`` raised.
         """
         ...
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import os
 import select
 from typing import Final
@@ -16,7 +17,7 @@ from typing import Final
 import outcome
 import trio
 
-from callflow.runtime import Dispatch
+from callflow.runtime import Dispatch, TransportClosed, Woken
 from callflow.server._wsframes import FrameCodec
 from callflow.server._wshandshake import RECEIVE_SIZE
 
@@ -114,20 +115,41 @@ class ParkedReader(FrameCodec):
     _read_loop: ReadLoop | None
     _reading: bool
     _writing: bool
-    _waiter: trio.lowlevel.Task | None
+    _waiter: Woken | None
+    _closed: TransportClosed | None
     _dispatch: Dispatch | None
     _handoff: bytes | object | None
     _context: contextvars.Context
+
+    def park(self, dispatch: Dispatch, woken: Woken) -> bool:
+        """Let the read loop read this socket and run ``dispatch`` with no task waiting
+        (:class:`callflow.runtime.Parkable`): ``woken`` is called once, from the loop, when a
+        task must act (``Value(True)``: ``dispatch`` asked; ``Value(False)``: work only a
+        task can do, for :meth:`receive_once`; ``Error``: what ``dispatch`` raised). False,
+        with nothing registered, when a task must read now: no loop, work handed back,
+        messages already read, off the fast path, or closed."""
+        loop = self._read_loop
+        if (
+            loop is None
+            or self._handoff is not None
+            or self._messages
+            or not self._fast
+            or self._closed is not None
+        ):
+            return False
+        self._watch_for(loop, dispatch, woken)
+        return True
+
+    def unpark(self) -> None:
+        """Undo :meth:`park` (``woken`` will not be called); a no-op when not parked."""
+        self._unpark()
 
     async def _park(self, loop: ReadLoop, dispatch: Dispatch) -> bool:
         """Let ``loop`` read and dispatch for this task until it wakes us: True when
         ``dispatch`` asked for the task, False when there is work for it (``_handoff``) or
         the loop stopped."""
-        self._dispatch = dispatch
-        self._context = contextvars.copy_context()  # O(1): the call's log context
-        self._waiter = trio.lowlevel.current_task()
-        self._reading = True
-        loop._watch(self)
+        task = trio.lowlevel.current_task()
+        self._watch_for(loop, dispatch, functools.partial(trio.lowlevel.reschedule, task))
 
         def abort(_: trio.lowlevel.RaiseCancelT) -> trio.lowlevel.Abort:
             self._unpark()
@@ -136,19 +158,26 @@ class ParkedReader(FrameCodec):
         wanted: bool = await trio.lowlevel.wait_task_rescheduled(abort)
         return wanted
 
-    def _unpark(self) -> trio.lowlevel.Task | None:
-        """Stop the read loop reading for us; the task that was parked, if any."""
-        task, self._waiter, self._dispatch = self._waiter, None, None
-        if task is not None:
+    def _watch_for(self, loop: ReadLoop, dispatch: Dispatch, woken: Woken) -> None:
+        self._dispatch = dispatch
+        self._context = contextvars.copy_context()  # O(1): the call's log context
+        self._waiter = woken
+        self._reading = True
+        loop._watch(self)
+
+    def _unpark(self) -> Woken | None:
+        """Stop the read loop reading for us; what was to be woken, if anything."""
+        woken, self._waiter, self._dispatch = self._waiter, None, None
+        if woken is not None:
             self._reading = False
             if self._read_loop is not None:
                 self._read_loop._unwatch(self)
-        return task
+        return woken
 
     def _wake(self, result: outcome.Outcome[bool]) -> None:
-        task = self._unpark()
-        if task is not None:
-            trio.lowlevel.reschedule(task, result)
+        woken = self._unpark()
+        if woken is not None:
+            woken(result)
 
     def _on_readable(self) -> None:
         """Called by the read loop when the socket is readable and our task is parked: read

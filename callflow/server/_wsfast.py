@@ -46,7 +46,7 @@ from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from callflow.runtime import Dispatch, TransportClosed
+from callflow.runtime import Dispatch, TransportClosed, Woken
 from callflow.runtime._sync import Signal
 from callflow.server._readloop import PROTOCOL, ReadLoop
 from callflow.server._wsframes import closed_exc
@@ -96,7 +96,7 @@ class FastWebSocketTransport(SocketWriter):
         self._last_read = 0
         # Inline dispatch (:meth:`receive_until`, :class:`ParkedReader`).
         self._read_loop = read_loop if self._fd >= 0 else None
-        self._waiter: trio.lowlevel.Task | None = None
+        self._waiter: Woken | None = None
         self._dispatch: Dispatch | None = None
         self._handoff: bytes | object | None = None
 
@@ -200,6 +200,25 @@ class FastWebSocketTransport(SocketWriter):
                 await self._read_once()
             elif await self._park(loop, dispatch):
                 return
+
+    async def receive_once(self, dispatch: Dispatch) -> bool:
+        """Hand ``dispatch`` the messages already read, or those of one read (or the work
+        the read loop handed back): True as soon as it asks, False when they are done
+        (:class:`callflow.runtime.Parkable`; the reader then parks again).
+
+        Raises:
+            TransportClosed: the connection is closed and every message has been dispatched.
+            Exception: whatever ``dispatch`` raised.
+        """
+        messages = self._messages
+        if not messages:
+            if self._closed is not None:
+                raise TransportClosed(self._closed.code, self._closed.reason)
+            await self._read_once()
+        while messages:
+            if dispatch(messages.pop(0)):
+                return True
+        return False
 
     @property
     def pongs(self) -> int:

@@ -317,3 +317,35 @@ async def test_a_retry_ten_minutes_into_the_call_is_accepted_and_one_after_it_en
     assert expired == 403
     assert ENDED == []
     assert len(plivo.heard) >= len(wire(PROMPT)) + len(wire(CHOICE)) - CHUNK
+
+
+async def test_a_second_socket_while_the_first_is_open_takes_the_call_over(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Plivo retrying while callflow still sees the old socket open (a half-open TCP
+    connection): the new stream takes the call over. The old socket is being read with no
+    reader task at that point (the read loop dispatches for it): letting it go must start a
+    task for the new one, and close the old one."""
+    caplog.set_level(logging.INFO, logger="callflow")
+    ENDED.clear()
+    ENDED_EVENT[0] = trio.Event()
+    info = await serve(nursery)
+    call_id = str(uuid.uuid4())
+
+    def scenario() -> tuple[Plivo, Plivo]:
+        url = stream_url(info, call_id)
+        old, new = Plivo(url, call_id), Plivo(url, call_id)
+        old.connect()
+        old.run(1.0)
+        new.connect()  # the old socket still open
+        old.run(3.0)  # until callflow closes it
+        new.press("2")
+        new.run()
+        return old, new
+
+    old, new = await outside(scenario)
+    assert old.close_code == 1000
+    assert new.close_code == 1000
+    assert ENDED == []  # the flow went on on the new socket and ended normally
+    assert len(messages(caplog, "takes over from the one still open")) == 1
+    assert new.heard.endswith(wire(CHOICE))  # the key on the new socket moved the menu on
