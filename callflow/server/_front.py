@@ -22,7 +22,7 @@ from callflow.server._handoff import Handoff
 from callflow.server._health import Health
 from callflow.server._http import HttpConnection, HttpError, Request
 from callflow.server._routes import Routes, header_dict, is_websocket_upgrade, peer, peer_host
-from callflow.server._streams import Streams
+from callflow.server._streams import Streams, Upgrade
 from callflow.server._webhooks import Webhooks
 
 log = logging.getLogger("callflow.server")
@@ -96,7 +96,16 @@ class Front:
             self._connections.add(scope)
             conn = HttpConnection(stream, client, initial)
             try:
-                if await self._serve_http(conn, scope, routed):
+                served = await self._serve_http(conn, scope, routed)
+                if isinstance(served, tuple):
+                    conn, upgrade = served  # (the connection handed over, if it was)
+                    # a live call: only the drain deadline may end it. (It runs here, not
+                    # inside _serve_http: a call keeps its task's stack for its whole life.)
+                    scope.shield = True
+                    self._call_connections.add(scope)
+                    self.cap.became_call(scope)
+                    await self.streams.serve_call(conn, upgrade, scope)
+                elif served:
                     await conn.linger()
             except* trio.BrokenResourceError:
                 log.debug("connection from %s broken by the client", client)
@@ -135,10 +144,11 @@ class Front:
 
     async def _serve_http(
         self, conn: HttpConnection, scope: trio.CancelScope, routed: bool = True
-    ) -> bool:
+    ) -> bool | tuple[HttpConnection, Upgrade]:
         """Serve requests until the connection ends. True when it should linger before it is
         closed (an error response may have left request bytes unread); False when the client
-        has gone, or the connection went to a WebSocket."""
+        has gone; the connection and its :class:`Upgrade` to run when it is a stream
+        WebSocket let through."""
         while True:
             head: h11.Request | None = None
             with trio.move_on_after(_http.HEAD_TIMEOUT):
@@ -188,12 +198,7 @@ class Front:
                 upgrade = await self.streams.check_upgrade(conn, head)
                 if upgrade is None:
                     return True  # refused with an HTTP error
-                del head  # a call may last an hour: hold none of its request head
-                scope.shield = True  # a live call: only the drain deadline may end it
-                self._call_connections.add(scope)
-                self.cap.became_call(scope)
-                await self.streams.serve_call(conn, upgrade, scope)
-                return False
+                return conn, upgrade  # (a call may last an hour: this frame and its head go)
             if not await self._serve_request(conn, head, scope) or not conn.next_cycle():
                 return True
             routed = False

@@ -154,12 +154,54 @@ class Streams:
         ``call_scope`` is the connection's own cancel scope, which the caller has shielded
         from the server's cancellation: only the drain deadline (:meth:`drain`) cancels it,
         and then the socket is still closed cleanly (shielded) before the cancellation goes
-        on up.
+        on up. (The call runs in this coroutine's own frame, not one more nested: a live call
+        keeps its connection task's stack for its whole life.)
         """
-        live = _LiveStream(upgrade.token.call_uuid)
+        flow, token = upgrade.flow, upgrade.token
+        call = call_label(token.call_uuid)
+        live = _LiveStream(token.call_uuid)
         self._calls[call_scope] = live
         try:
-            await self._run_websocket(conn, upgrade, call_scope, live)
+            bind_call(call_id=token.call_uuid, flow=flow.path)  # the connection is the call's
+            transport = await self._accept(conn, flow, call)
+            if transport is None:
+                return
+            live.transport = transport
+            code, reason = 1000, "call ended"
+            pinged = (
+                self.pinger.watching(transport, METRICS.for_flow(flow.path).pong_timeouts.inc)
+                if self.pinger is not None
+                else contextlib.nullcontext()
+            )
+            try:
+                with pinged:
+                    await run_call(
+                        flow,
+                        transport,
+                        answer_params=token.params,  # (run_call keeps a copy of its own)
+                        live_calls=self.live_calls,
+                        rest=self.rest,
+                        config=self.config,
+                        answered_at=token.issued_at,
+                        call_uuid=token.call_uuid,
+                    )
+            except* Exception:
+                log.exception("%s run_call for flow %s raised; call closed", call, flow.name)
+                code, reason = 1011, "server error"
+            finally:
+                if call_scope.cancel_called:
+                    log.info("%s ws %s: cancelled by the server's drain", call, flow.stream_path)
+                with trio.CancelScope(shield=True):
+                    await transport.aclose(code, reason)
+            if transport.close_code == 1009:
+                METRICS.for_flow(flow.path).protocol_error("too_big")
+                METRICS.messages_dropped_total.labels(reason="too_big").inc()
+                log.warning(
+                    "%s ws %s: message over %d bytes from Plivo; socket closed with 1009",
+                    call,
+                    flow.stream_path,
+                    MAX_MESSAGE_SIZE,
+                )
         finally:
             del self._calls[call_scope]
             self._calls_changed.set()
@@ -194,21 +236,12 @@ class Streams:
             )
             return escape(exc.reason)
 
-    async def _run_websocket(
-        self,
-        conn: HttpConnection,
-        upgrade: Upgrade,
-        call_scope: trio.CancelScope,
-        live: _LiveStream,
-    ) -> None:
-        """Complete the WebSocket handshake on the bytes h11 already read, then run the call.
-
-        The transport's close handshake runs shielded after ``call_scope``, so cancelling the
-        call (the drain deadline) still closes the socket cleanly.
-        """
-        flow, token = upgrade.flow, upgrade.token
-        call = call_label(token.call_uuid)
-        bind_call(call_id=token.call_uuid, flow=flow.path)  # this connection is the call's now
+    async def _accept(
+        self, conn: HttpConnection, flow: Flow, call: str
+    ) -> FastWebSocketTransport | None:
+        """Complete the WebSocket handshake on the bytes h11 already read (at most
+        ``HANDSHAKE_TIMEOUT`` seconds): the open transport, or ``None`` (logged; the
+        socket is closed)."""
         transport: FastWebSocketTransport | None = None
         with trio.move_on_after(HANDSHAKE_TIMEOUT):
             try:
@@ -224,7 +257,7 @@ class Streams:
                 log.warning(
                     "%s ws %s from %s: %s", call, flow.stream_path, conn.client, escape(exc)
                 )
-                return
+                return None
         if transport is None:
             log.warning(
                 "%s ws %s from %s: handshake not done in %.0f s",
@@ -235,9 +268,8 @@ class Streams:
             )
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(conn.stream)
-            return
+            return None
         conn.upgraded()
-        live.transport = transport
         log.info(
             "%s ws %s from %s: stream accepted for flow %s",
             call,
@@ -245,41 +277,7 @@ class Streams:
             conn.client,
             flow.name,
         )
-        code, reason = 1000, "call ended"
-        pinged = (
-            self.pinger.watching(transport, METRICS.for_flow(flow.path).pong_timeouts.inc)
-            if self.pinger is not None
-            else contextlib.nullcontext()
-        )
-        try:
-            with pinged:
-                await run_call(
-                    flow,
-                    transport,
-                    answer_params=token.params,  # (run_call keeps a copy of its own)
-                    live_calls=self.live_calls,
-                    rest=self.rest,
-                    config=self.config,
-                    answered_at=token.issued_at,
-                    call_uuid=token.call_uuid,
-                )
-        except* Exception:
-            log.exception("%s run_call for flow %s raised; call closed", call, flow.name)
-            code, reason = 1011, "server error"
-        finally:
-            if call_scope.cancel_called:
-                log.info("%s ws %s: cancelled by the server's drain", call, flow.stream_path)
-            with trio.CancelScope(shield=True):
-                await transport.aclose(code, reason)
-        if transport.close_code == 1009:
-            METRICS.for_flow(flow.path).protocol_error("too_big")
-            METRICS.messages_dropped_total.labels(reason="too_big").inc()
-            log.warning(
-                "%s ws %s: message over %d bytes from Plivo; socket closed with 1009",
-                call,
-                flow.stream_path,
-                MAX_MESSAGE_SIZE,
-            )
+        return transport
 
     async def _wait_calls(self, seconds: float) -> bool:
         """Wait up to ``seconds`` for every call to end; whether they all did."""
