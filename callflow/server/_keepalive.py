@@ -152,7 +152,12 @@ class Pinger:
         it is given up. Call :meth:`Watch.stop` when the socket's call is done with it."""
         watch = Watch(transport, trio.current_time() + self.settings.ping_interval, on_timeout)
         self._to_ping.append(watch)
-        self._changed.set()
+        if len(self._to_ping) == 1:
+            # The run loop's wake-up may now be too late. Otherwise it is not: every watch
+            # waits the same interval, so a new one is due after those already queued. (Waking
+            # it for nothing would leave one more stale entry in trio's deadline heap per
+            # call started: docs/performance.md, step 9.)
+            self._changed.set()
         return watch
 
     def watching(
