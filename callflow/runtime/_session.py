@@ -37,6 +37,7 @@ from callflow.runtime._reader import Reader
 from callflow.runtime._rest import PlivoRest
 from callflow.runtime._start import Refused, wait_for_start
 from callflow.runtime._sync import Signal
+from callflow.runtime._timeouts import PhaseTimeouts
 from callflow.runtime._transport import Transport, TransportClosed
 
 __all__ = ["DRAINED_REASON", "LiveCalls", "run_call"]
@@ -57,6 +58,7 @@ async def run_call(
     rest: PlivoRest | None = None,
     answered_at: float | None = None,
     call_uuid: str | None = None,
+    timeouts: PhaseTimeouts | None = None,
 ) -> None:
     """Run ``flow`` for the call whose stream arrives on ``transport``, until the call ends;
     or, for a call already live here, put that call on ``transport`` (a reconnect).
@@ -78,6 +80,8 @@ async def run_call(
     ended here is refused with 1008; a stream for a call whose first stream still waits for
     ``start`` replaces that one.
 
+    ``timeouts``: where the wait for ``start`` is bounded (the server's
+    :class:`~callflow.runtime._timeouts.PhaseTimeouts`; else ``trio.move_on_after``).
     ``answered_at`` (Unix seconds) is when the answer webhook was answered, for the
     ``callflow_answer_to_start_seconds`` metric. Every log line of the call carries its ids
     and flow path (:func:`callflow.observe.bind_call`); its metrics are labelled by
@@ -93,7 +97,9 @@ async def run_call(
     answered = call_label(answered_uuid)
     context = bind_call(call_id=answered_uuid, flow=flow.path)
     try:
-        start = await _opening(flow, transport, live_calls, config, metrics, answered, call_uuid)
+        start = await _opening(
+            flow, transport, live_calls, config, metrics, answered, call_uuid, timeouts
+        )
         if start is None:
             return  # refused, closed, replaced, or a reconnect served
         # The call runs in this frame, not one more nested: a call keeps its task's stack for
@@ -165,6 +171,7 @@ async def _opening(
     metrics: FlowMetrics,
     answered: str,
     call_uuid: str | None,
+    timeouts: PhaseTimeouts | None,
 ) -> Start | None:
     """The ``start`` of a new call's first stream; ``None`` when there is no call to run
     here: the stream was refused or closed before ``start`` (logged, counted, closed), a
@@ -187,7 +194,13 @@ async def _opening(
     try:
         with claim.scope if claim is not None else contextlib.nullcontext():
             start = await wait_for_start(
-                transport, config, flow, answered, metrics, claim.call_uuid if claim else None
+                transport,
+                config,
+                flow,
+                answered,
+                metrics,
+                claim.call_uuid if claim else None,
+                timeouts=timeouts,
             )
     except Refused as refused:
         log.error("%s; closing the stream", refused)

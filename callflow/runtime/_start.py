@@ -11,6 +11,7 @@ from callflow.observe import MAX_CALL_ID_CHARS, FlowMetrics, call_label, quote
 from callflow.protocol import ProtocolError, Start, UnknownEvent, parse
 from callflow.runtime import _warnings
 from callflow.runtime._config import RuntimeConfig
+from callflow.runtime._timeouts import PhaseTimeouts
 from callflow.runtime._transport import Transport
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ async def wait_for_start(
     answered: str,
     metrics: FlowMetrics,
     call_uuid: str | None = None,
+    *,
+    timeouts: PhaseTimeouts | None = None,
 ) -> Start:
     """The stream's ``start`` event; anything before it is logged and skipped.
 
@@ -44,13 +47,17 @@ async def wait_for_start(
     for), ``start.callId`` must be that call: a stream cannot take another call's place, its
     status callbacks or its machine detection.
 
+    ``timeouts`` bounds the wait without a deadline scope of its own (the server's; else
+    ``trio.move_on_after``).
+
     Raises:
         Refused: no ``start`` within ``config.start_timeout_s`` seconds, one naming another
             call than ``call_uuid`` (1008), or one whose media format is unreadable or not
             the flow's (1003).
         TransportClosed: the stream closed first.
     """
-    with trio.move_on_after(config.start_timeout_s):
+    limit = timeouts.limit if timeouts is not None else trio.move_on_after
+    with limit(config.start_timeout_s):
         while True:
             text = await transport.receive()
             try:

@@ -352,6 +352,7 @@ async def _run(
         if ReadLoop.available():  # else (not Linux) each call reads its own socket
             server.streams.read_loop = ReadLoop()
             nursery.start_soon(server.streams.read_loop.run)
+        await nursery.start(server.streams.timeouts.run)
         if server.streams.keepalive is not None:
             server.streams.pinger = Pinger(server.streams.keepalive)
             nursery.start_soon(server.streams.pinger.run)

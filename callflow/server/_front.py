@@ -151,7 +151,7 @@ class Front:
         WebSocket let through."""
         while True:
             head: h11.Request | None = None
-            with trio.move_on_after(_http.HEAD_TIMEOUT):
+            with self.streams.timeouts.limit(_http.HEAD_TIMEOUT):
                 try:
                     self.cap.waiting(scope)
                     try:

@@ -17,6 +17,7 @@ import trio
 from callflow._flow import Flow
 from callflow.observe import METRICS, WarningLimiter, bind_call, call_label, escape
 from callflow.runtime import LiveCalls, PlivoRest, RuntimeConfig, run_call
+from callflow.runtime._timeouts import PhaseTimeouts
 from callflow.server._drain import CLOSE_GRACE, DRAINED_REASON, FLOW_END_GRACE, Drain
 from callflow.server._http import HttpConnection
 from callflow.server._keepalive import DEFAULT_KEEPALIVE, Keepalive, Pinger
@@ -91,6 +92,8 @@ class Streams:
         self.read_loop: ReadLoop | None = None
         self.keepalive: Keepalive | None = DEFAULT_KEEPALIVE
         self.pinger: Pinger | None = None
+        self.timeouts = PhaseTimeouts()
+        """The head's, the handshake's and ``start``'s time limits (``_app`` runs its task)."""
         self._calls: dict[trio.CancelScope, _LiveStream] = {}
         self._calls_changed = trio.Event()
         self.refusals = WarningLimiter(
@@ -184,6 +187,7 @@ class Streams:
                         config=self.config,
                         answered_at=token.issued_at,
                         call_uuid=token.call_uuid,
+                        timeouts=self.timeouts,
                     )
             except* Exception:
                 log.exception("%s run_call for flow %s raised; call closed", call, flow.name)
@@ -243,7 +247,7 @@ class Streams:
         ``HANDSHAKE_TIMEOUT`` seconds): the open transport, or ``None`` (logged; the
         socket is closed)."""
         transport: FastWebSocketTransport | None = None
-        with trio.move_on_after(HANDSHAKE_TIMEOUT):
+        with self.timeouts.limit(HANDSHAKE_TIMEOUT):
             try:
                 transport = await FastWebSocketTransport.accept(
                     conn.stream,
