@@ -88,11 +88,6 @@ class Reader:
         """The transport a task of ours is reading, and the scope that stops it."""
         self._closed = False
 
-    @property
-    def parked(self) -> bool:
-        """Whether the call's transport is being read with no reader task."""
-        return self._parked is not None
-
     def start(self) -> None:
         """Start reading the call's current transport."""
         self._spawn(None, None)
