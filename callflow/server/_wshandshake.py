@@ -94,7 +94,11 @@ async def handshake(
         # Open, with no frame bytes of its own yet: a fresh protocol in the OPEN state is the
         # same from here on (no extensions or subprotocols are negotiated), so the transport
         # makes one only when it needs it (callflow.server._wsframes), and none of what the
-        # handshake left (request, response, parser state: ~2.8 KB) is kept.
+        # handshake left (request, response, parser state: ~2.8 KB) is kept. The protocol
+        # and its parser generator hold each other: closing the generator breaks that cycle,
+        # so all of it is freed here, by reference counting, instead of waiting for the
+        # collector's next pass (up to 20 000 allocations under ``callflow serve``).
+        proto.parser.close()
         return None, request, early
     return proto, request, early
 

@@ -9,6 +9,7 @@ websockets' own parser would give, however the bytes are split.
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import AsyncIterator, Callable
 
 import attrs
@@ -18,6 +19,7 @@ import trio.testing
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
+from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
 
 from callflow.runtime import TransportClosed
@@ -246,6 +248,31 @@ async def test_frames_that_came_with_the_upgrade_request_are_delivered(
     late.send_text(b"late")
     await client_stream.send_all(b"".join(late.data_to_send()))
     assert await transport.receive() == "late"
+    await transport.aclose()
+
+
+async def test_the_handshake_leaves_nothing_for_the_collector(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The handshake's protocol object, dropped once the socket is open (``_wshandshake``), is
+    freed at once by reference counting: it is no cycle left for the collector's next pass
+    (one per call, ~3 KB of each call's resident memory until then: docs/performance.md)."""
+    _client_stream, server_stream = trio.testing.memory_stream_pair()
+    proto = ClientProtocol(parse_uri("ws://localhost/s"))
+    proto.send_request(proto.connect())
+    initial = b"".join(proto.data_to_send())
+    was_enabled = gc.isenabled()
+    gc.collect()
+    before = {id(o) for o in gc.get_objects() if isinstance(o, ServerProtocol)}
+    gc.disable()
+    try:
+        transport = await FastWebSocketTransport.accept(server_stream, initial, close_timeout=1.0)
+        assert transport._protocol is None
+        made = [o for o in gc.get_objects() if isinstance(o, ServerProtocol)]
+        assert [o for o in made if id(o) not in before] == []
+    finally:
+        if was_enabled:
+            gc.enable()
     await transport.aclose()
 
 
