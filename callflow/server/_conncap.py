@@ -63,8 +63,9 @@ class ConnectionCap:
             max_connections = max(8, descriptor_limit() - RESERVED_FDS)
         self.max_connections = max_connections
         self.max_requests = max(1, max_connections - max(1, int(max_connections * CALL_HEADROOM)))
-        self._open: set[trio.CancelScope] = set()
-        self._calls: set[trio.CancelScope] = set()
+        # (dicts as sets: at a few hundred entries a set takes about twice the bytes per entry)
+        self._open: dict[trio.CancelScope, None] = {}
+        self._calls: dict[trio.CancelScope, None] = {}
         self._waiting: dict[trio.CancelScope, None] = {}  # oldest first
         self.evicted = 0
         """Connections closed to make room (waiting for a head the longest)."""
@@ -84,10 +85,10 @@ class ConnectionCap:
                 return False
             oldest = next(iter(self._waiting))
             self.stop_waiting(oldest)
-            self._open.discard(oldest)  # its descriptor is released as its task ends
+            del self._open[oldest]  # its descriptor is released as its task ends
             oldest.cancel()
             self.evicted += 1
-        self._open.add(scope)
+        self._open[scope] = None
         return True
 
     def waiting(self, scope: trio.CancelScope) -> None:
@@ -104,10 +105,16 @@ class ConnectionCap:
         """The connection is now a live call's stream."""
         self.stop_waiting(scope)
         if scope in self._open:
-            self._calls.add(scope)
+            self._calls[scope] = None
 
     def release(self, scope: trio.CancelScope) -> None:
         """The connection ended."""
         self.stop_waiting(scope)
-        self._open.discard(scope)
-        self._calls.discard(scope)
+        self._open.pop(scope, None)
+        self._calls.pop(scope, None)
+
+    def requests(self) -> list[trio.CancelScope]:
+        """The scopes of the connections open now that are not live calls (HTTP requests,
+        or streams not yet accepted)."""
+        calls = self._calls
+        return [scope for scope in self._open if scope not in calls]

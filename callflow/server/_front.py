@@ -59,8 +59,6 @@ class Front:
         self.health = health
         self.webhooks = webhooks
         self.streams = streams
-        self._connections: set[trio.CancelScope] = set()
-        self._call_connections: set[trio.CancelScope] = set()
         self.refusals = WarningLimiter(
             log, "http_refused", "refused requests", where="from this peer"
         )
@@ -93,7 +91,6 @@ class Front:
             if not self.cap.admit(scope):
                 await self._refuse_over_cap(stream, client)
                 return
-            self._connections.add(scope)
             conn = HttpConnection(stream, client, initial)
             try:
                 served = await self._serve_http(conn, scope, routed)
@@ -102,7 +99,6 @@ class Front:
                     # a live call: only the drain deadline may end it. (It runs here, not
                     # inside _serve_http: a call keeps its task's stack for its whole life.)
                     scope.shield = True
-                    self._call_connections.add(scope)
                     self.cap.became_call(scope)
                     await self.streams.serve_call(conn, upgrade, scope)
                 elif served:
@@ -113,8 +109,6 @@ class Front:
                 log.exception("connection from %s failed; closed", client)
             finally:
                 self.cap.release(scope)
-                self._connections.discard(scope)
-                self._call_connections.discard(scope)
 
     async def _refuse_over_cap(self, stream: trio.SocketStream, client: str) -> None:
         """503 at once, unread, then close (module docstring of ``_conncap``)."""
@@ -139,7 +133,7 @@ class Front:
 
     def close_http(self) -> None:
         """Cancel every connection that is not a live call (the drain's first step)."""
-        for scope in list(self._connections - self._call_connections):
+        for scope in self.cap.requests():
             scope.cancel()
 
     async def _serve_http(
