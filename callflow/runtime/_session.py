@@ -118,6 +118,7 @@ async def run_call(
         )
         del start  # (what the call keeps of it is in ``info``)
         call = Call(info, transport, config, rest, metrics, tts=flow.tts, stt=flow.stt)
+        call._timeouts = timeouts  # (they bound its waits for acks too: _ackbound)
         line = call._line
         if live_calls is not None:
             live_calls.add(call)

@@ -24,6 +24,9 @@ from callflow.runtime._errors import CallEnded
 from callflow.runtime._sync import Signal
 from callflow.voice import Renderer, Stt, TtsChoice, default_stt, default_tts
 
+if TYPE_CHECKING:
+    from callflow.runtime._timeouts import PhaseTimeouts
+
 
 class CallState:
     """The state the parts of a call share; see the module docstring."""
@@ -40,6 +43,7 @@ class CallState:
         "_key_watchers",
         "_metrics",
         "_stt",
+        "_timeouts",
         "_tts",
         "_uninterruptible_says",
         "_wakeups",
@@ -82,6 +86,9 @@ class CallState:
         """``say`` calls playing now that no key can stop (``_playback.Player.say``); while
         any is, ``_inbound.Inbound`` applies ``uninterruptible_keys`` to each key."""
         self._frame_watchers: list[Callable[[npt.NDArray[np.int16]], None]] = []
+        self._timeouts: PhaseTimeouts | None = None
+        """The server's time limits, which also bound waits (``run_call`` sets them); ``None``:
+        ``trio.move_on_at``."""
         self._metrics: FlowMetrics = METRICS.for_flow(NO_FLOW)
         """The flow's metrics (``run_call`` gives the flow's own); updated per event (a first
         chunk, a barge-in, an ack, an unreadable frame), never per media frame."""

@@ -7,15 +7,22 @@ keeps about fifteen of them (a checkpoint's ack, the next key, the end of a clea
 close, …), 4 KB of the 16 KB a call may hold in all (docs/performance.md, "Memory per idle
 call"). A :class:`Signal` is 48 bytes, and a list of the waiting tasks exists only while one
 waits. :class:`FifoLock` is ``trio.StrictFIFOLock`` the same way (450 bytes → 64).
+
+:class:`Alarm` bounds one :meth:`Signal.wait_alarmed` in time without a cancel scope: whoever
+keeps the alarms (``_timeouts.PhaseTimeouts``, one task per server) fires it at its due time.
+A ``trio.move_on_at`` around a wait leaves its entry, with its scope, in trio's deadline heap
+until the deadline passes however soon the wait ends (~230 bytes; a playback's waits for acks
+made one per ack); a finished alarm is three empty slots.
 """
 
 from __future__ import annotations
 
 import functools
 
+import outcome
 import trio
 
-__all__ = ["FifoLock", "Signal"]
+__all__ = ["Alarm", "FifoLock", "Signal"]
 
 
 def _forget(
@@ -74,9 +81,65 @@ class Signal:
         # only aborted while ``task`` has not been rescheduled, so it is still listed
         await trio.lowlevel.wait_task_rescheduled(functools.partial(_forget, waiters, task))
 
+    async def wait_alarmed(self, alarm: Alarm) -> bool:
+        """:meth:`wait`, or until ``alarm`` fires: True once the flag is set, False when the
+        alarm fired first (an alarm fires once; give each wait its own).
+
+        Raises:
+            trio.Cancelled: the waiting task was cancelled first (the alarm is then spent).
+        """
+        if self._flag:
+            alarm.task = None
+            await trio.lowlevel.checkpoint()
+            return True
+        task = trio.lowlevel.current_task()
+        waiters = self._waiters
+        if waiters is None:
+            waiters = self._waiters = []
+        waiters.append(task)
+        alarm.task, alarm.signal = task, self
+        try:
+            rang = await trio.lowlevel.wait_task_rescheduled(
+                functools.partial(_forget, waiters, task)
+            )
+        finally:
+            alarm.task = alarm.signal = None
+        return rang is None  # (``set`` reschedules with None, ``Alarm.fire`` with False)
+
     def __repr__(self) -> str:
         waiting = len(self._waiters) if self._waiters else 0
         return f"<Signal {'set' if self._flag else 'unset'}, {waiting} waiting>"
+
+
+class Alarm:
+    """A due time for one :meth:`Signal.wait_alarmed` (module doc); ordered by ``due``.
+
+    Attributes:
+        due: trio time (seconds) at which :meth:`fire` is due.
+        task: the task waiting, while it does (``None`` before and after).
+    """
+
+    __slots__ = ("due", "signal", "task")
+
+    def __init__(self, due: float) -> None:
+        self.due = due
+        self.task: trio.lowlevel.Task | None = None
+        self.signal: Signal | None = None
+
+    def __lt__(self, other: Alarm) -> bool:
+        return self.due < other.due
+
+    def fire(self) -> None:
+        """Wake the waiting task (its ``wait_alarmed`` returns False), unless the wait is over
+        or its signal was set first (which has woken it, or is about to). Idempotent."""
+        task, signal = self.task, self.signal
+        self.task = self.signal = None
+        if task is None or signal is None or signal._flag:
+            return
+        waiters = signal._waiters
+        if waiters is not None:
+            waiters.remove(task)
+        trio.lowlevel.reschedule(task, outcome.Value(False))
 
 
 class FifoLock:

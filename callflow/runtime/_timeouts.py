@@ -14,18 +14,24 @@ entry of one limit falls due in the order it was made), and one task per server
 their time comes.
 A phase that ends lets go of its scope at once; what stays until its due time is a two-slot
 entry. The same design as the keepalive's ``Pinger``.
+
+The same task fires the :class:`~callflow.runtime._sync.Alarm` of each :meth:`wait_until`
+(a wait with a due time of its own: a playback's wait for the next checkpoint ack, whose due
+time restarts from each ack, ``_ackbound``): a heap of alarms, from which those whose wait is
+over are dropped once they are half of it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import heapq
 import math
 from collections import deque
 from collections.abc import Iterator
 
 import trio
 
-from callflow.runtime._sync import Signal
+from callflow.runtime._sync import Alarm, Signal
 
 __all__ = ["PhaseTimeouts"]
 
@@ -49,12 +55,46 @@ class PhaseTimeouts:
 
     def __init__(self) -> None:
         self._queues: dict[float, deque[_Due]] = {}
+        self._alarms: list[Alarm] = []  # a heap
+        self._spent = 0  # about how many alarms in it belong to waits that are over
         self._changed = Signal()
         self._running = False
 
     def __len__(self) -> int:
-        """Entries waiting for their due time (phases over included, until then)."""
-        return sum(len(queue) for queue in self._queues.values())
+        """Entries waiting for their due time (phases and waits over included, until then or
+        until they are pruned)."""
+        return sum(len(queue) for queue in self._queues.values()) + len(self._alarms)
+
+    async def wait_until(self, signal: Signal, due: float) -> bool:
+        """``signal.wait()`` until trio time ``due`` (seconds): True once ``signal`` is set,
+        False when ``due`` came first. As ``with trio.move_on_at(due): await signal.wait()``
+        (which this is while :meth:`run` does not run), with no entry in trio's deadline heap.
+
+        Raises:
+            trio.Cancelled: the waiting task was cancelled first.
+        """
+        if not self._running:
+            with trio.move_on_at(due):
+                await signal.wait()
+                return True
+            return False
+        alarms = self._alarms
+        if self._spent * 2 > len(alarms) >= 64:  # waits over are half the heap: drop them
+            alarms[:] = [a for a in alarms if a.task is not None]
+            heapq.heapify(alarms)
+            self._spent = 0
+        alarm = Alarm(due)
+        heapq.heappush(alarms, alarm)
+        if alarms[0] is alarm:
+            self._changed.set()  # the next due time may be sooner
+        try:
+            rang = await signal.wait_alarmed(alarm)
+        except BaseException:
+            self._spent += 1
+            raise
+        if rang:  # (an alarm that fired has left the heap)
+            self._spent += 1
+        return rang
 
     @contextlib.contextmanager
     def limit(self, seconds: float) -> Iterator[trio.CancelScope]:
@@ -97,6 +137,14 @@ class PhaseTimeouts:
                         next_due = min(next_due, queue[0].due)
                     else:
                         del self._queues[seconds]
+                alarms = self._alarms
+                while alarms and alarms[0].due <= now:
+                    alarm = heapq.heappop(alarms)
+                    if alarm.task is None:
+                        self._spent = max(0, self._spent - 1)
+                    alarm.fire()
+                if alarms:
+                    next_due = min(next_due, alarms[0].due)
                 self._changed = Signal()
                 with trio.move_on_at(next_due):
                     await self._changed.wait()
@@ -107,3 +155,6 @@ class PhaseTimeouts:
                     if entry.scope is not None:
                         entry.scope.cancel()
             self._queues.clear()
+            for alarm in self._alarms:  # (and the waits: they end as if due)
+                alarm.fire()
+            self._alarms.clear()

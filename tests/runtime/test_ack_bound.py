@@ -2,7 +2,9 @@
 
 Plivo's side is written by hand on the in-memory transport: it reads every command and
 answers none (no ``playedStream``, no ``clearedAudio``), as a peer that stopped playing our
-audio would. Virtual time (autojump clock), so the bounds are exact.
+audio would. Virtual time (autojump clock), so the bounds are exact. Each wait is bounded
+either with ``trio.move_on_at`` (a call run on its own) or by the server's sweeper
+(``PhaseTimeouts.wait_until``: ``run_call(timeouts=)``); both are run.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from callflow.observe import METRICS
 from callflow.protocol import Start, encode_event
 from callflow.runtime import Transport, TransportClosed, memory_transport_pair, run_call
 from callflow.runtime._config import MIN_LEAD_S
+from callflow.runtime._timeouts import PhaseTimeouts
 from callflow.testing import FakePlivo
 
 TONE = beep(2.0, freq_hz=440, rate=8000)
@@ -38,7 +41,13 @@ async def _deaf_plivo(plivo: Transport, sent: Sent) -> None:
             sent.append((trio.current_time(), message))
 
 
-async def _run(flow_: Flow, config: RuntimeConfig | None = None) -> Sent:
+@pytest.fixture(params=["move_on_at", "sweeper"])
+def bound_by(request: pytest.FixtureRequest) -> str:
+    """What bounds the waits for acks: a deadline per wait, or the server's sweeper."""
+    return str(request.param)
+
+
+async def _run(flow_: Flow, bound_by: str, config: RuntimeConfig | None = None) -> Sent:
     plivo, server = memory_transport_pair()
     start = Start(
         call_id="call-deaf",
@@ -51,9 +60,13 @@ async def _run(flow_: Flow, config: RuntimeConfig | None = None) -> Sent:
     await plivo.send(encode_event(start))
     sent: Sent = []
     async with trio.open_nursery() as nursery:
+        timeouts = None
+        if bound_by == "sweeper":
+            timeouts = PhaseTimeouts()
+            await nursery.start(timeouts.run)
         nursery.start_soon(_deaf_plivo, plivo, sent)
         with trio.fail_after(120):  # without the bound the say waits for ever
-            await run_call(flow_, server, config=config)
+            await run_call(flow_, server, config=config, timeouts=timeouts)
         nursery.cancel_scope.cancel()
     return sent
 
@@ -74,7 +87,7 @@ def _stall_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 async def test_a_say_nobody_acks_returns_after_the_bound_logged_once(
-    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture, bound_by: str
 ) -> None:
     results: list[tuple[float, Playback]] = []
     before = _ack_timeouts("/deaf")
@@ -85,7 +98,7 @@ async def test_a_say_nobody_acks_returns_after_the_bound_logged_once(
             began = trio.current_time()
             results.append((began, await call.say(TONE)))
 
-    sent = await _run(deaf)
+    sent = await _run(deaf, bound_by)
     (first_began, first), (second_began, second) = results
     for playback in (first, second):
         assert not playback.completed
@@ -102,7 +115,7 @@ async def test_a_say_nobody_acks_returns_after_the_bound_logged_once(
 
 
 async def test_a_checkpoint_nobody_acks_returns_false(
-    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture, bound_by: str
 ) -> None:
     results: list[bool] = []
 
@@ -111,7 +124,7 @@ async def test_a_checkpoint_nobody_acks_returns_false(
         await call.play(beep(0.5, freq_hz=440, rate=8000))
         results.append(await call.checkpoint())
 
-    await _run(deaf, RuntimeConfig(ack_grace_s=20.0))
+    await _run(deaf, bound_by, RuntimeConfig(ack_grace_s=20.0))
     assert results == [False]
     (line,) = _stall_lines(caplog)
     assert "within 20.5 s" in line  # 0.5 s of audio + max(20 s, 0.5 s)

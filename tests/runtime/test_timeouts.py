@@ -9,6 +9,7 @@ import math
 import trio
 import trio.testing
 
+from callflow.runtime._sync import Signal
 from callflow.runtime._timeouts import PhaseTimeouts
 
 
@@ -70,3 +71,136 @@ async def test_without_its_task_a_limit_is_move_on_after(
     assert scope.cancelled_caught
     assert trio.current_time() - began == 5.0
     assert len(timeouts) == 0
+
+
+# -- waits with a due time (a playback's wait for its next ack: _ackbound) -------------------
+
+
+def _deadline_entries() -> int:
+    """Entries in trio's deadline heap now (live and stale)."""
+    return len(trio.lowlevel.current_root_task()._runner.deadlines._heap)  # type: ignore[union-attr]
+
+
+async def test_a_wait_ends_when_its_signal_is_set_or_at_its_due_time(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    timeouts = PhaseTimeouts()
+    await nursery.start(timeouts.run)
+    began = trio.current_time()
+    signal = Signal()
+    nursery.start_soon(_set_after, signal, 2.0)
+    assert await timeouts.wait_until(signal, began + 5.0) is True
+    assert trio.current_time() - began == 2.0
+    assert await timeouts.wait_until(Signal(), began + 5.0) is False
+    assert trio.current_time() - began == 5.0
+    assert await timeouts.wait_until(signal, began) is True  # set already: True, at once
+
+
+async def _cancel_soon(scope: trio.CancelScope) -> None:
+    await trio.sleep(0.1)
+    scope.cancel()
+
+
+async def _set_after(signal: Signal, seconds: float) -> None:
+    await trio.sleep(seconds)
+    signal.set()
+
+
+async def test_waits_of_any_due_time_end_in_order(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    timeouts = PhaseTimeouts()
+    await nursery.start(timeouts.run)
+    began = trio.current_time()
+    ended: list[tuple[str, float, bool]] = []
+
+    async def wait(name: str, delay: float, due: float) -> None:
+        await trio.sleep(delay)
+        rang = await timeouts.wait_until(Signal(), began + due)
+        ended.append((name, trio.current_time() - began, rang))
+
+    async with trio.open_nursery() as waits:
+        waits.start_soon(wait, "late", 0.0, 30.0)
+        waits.start_soon(wait, "sooner, made later", 1.0, 7.0)  # wakes the sweeper early
+        waits.start_soon(wait, "middle", 2.0, 12.0)
+    assert ended == [
+        ("sooner, made later", 7.0, False),
+        ("middle", 12.0, False),
+        ("late", 30.0, False),
+    ]
+
+
+async def test_a_wait_set_and_due_in_the_same_tick_wakes_once(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The signal is set at the due time itself: the task is woken by one of the two, once
+    (trio raises if a task is rescheduled twice), and the wait reports what woke it."""
+    timeouts = PhaseTimeouts()
+    await nursery.start(timeouts.run)
+    for _ in range(20):
+        signal = Signal()
+        due = trio.current_time() + 1.0
+        nursery.start_soon(_set_after, signal, 1.0)
+        rang = await timeouts.wait_until(signal, due)
+        assert rang is signal.is_set() or rang is False
+        await trio.sleep(0.5)
+
+
+async def test_a_cancelled_wait_leaves_its_signal_and_no_deadline_behind(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    async def waits(timeouts: PhaseTimeouts, signal: Signal) -> int:
+        """200 waits as a playback makes them (each ends long before its due time): the
+        entries they leave in trio's deadline heap."""
+        before = _deadline_entries()
+        for _ in range(200):
+            with trio.CancelScope() as scope:
+                nursery.start_soon(_cancel_soon, scope)
+                await timeouts.wait_until(signal, trio.current_time() + 60.0)
+        return _deadline_entries() - before
+
+    signal = Signal()
+    assert await waits(PhaseTimeouts(), signal) >= 200  # move_on_at: one left by each wait
+    timeouts = PhaseTimeouts()
+    await nursery.start(timeouts.run)
+    assert await waits(timeouts, signal) < 10  # the sweeper's own: one each time it wakes
+    assert signal._waiters == []  # every cancelled wait left the signal's queue
+    assert len(timeouts) < 130  # waits over are pruned once they are half the heap
+    signal.set()
+    await trio.sleep(61.0)
+    assert len(timeouts) == 0
+
+
+async def test_without_its_task_a_wait_is_move_on_at(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    timeouts = PhaseTimeouts()
+    began = trio.current_time()
+    assert await timeouts.wait_until(Signal(), began + 3.0) is False
+    assert trio.current_time() - began == 3.0
+    signal = Signal()
+    signal.set()
+    assert await timeouts.wait_until(signal, began + 10.0) is True
+
+
+async def test_a_wait_still_pending_when_the_sweeper_stops_ends_as_if_due(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    timeouts = PhaseTimeouts()
+    result: list[bool] = []
+
+    async def wait() -> None:
+        result.append(await timeouts.wait_until(Signal(), trio.current_time() + 60.0))
+
+    async with trio.open_nursery() as outer:
+        sweeper = trio.CancelScope()
+
+        async def run_sweeper(task_status: trio.TaskStatus[None]) -> None:
+            with sweeper:
+                await timeouts.run(task_status=task_status)
+
+        await outer.start(run_sweeper)
+        outer.start_soon(wait)
+        await trio.sleep(1.0)
+        sweeper.cancel()
+    assert result == [False]
