@@ -68,7 +68,8 @@ class PhaseTimeouts:
     async def wait_until(self, signal: Signal, due: float) -> bool:
         """``signal.wait()`` until trio time ``due`` (seconds): True once ``signal`` is set,
         False when ``due`` came first. As ``with trio.move_on_at(due): await signal.wait()``
-        (which this is while :meth:`run` does not run), with no entry in trio's deadline heap.
+        (which this is while :meth:`run` does not run, and what a wait goes on as once it
+        stops), with no entry in trio's deadline heap.
 
         Raises:
             trio.Cancelled: the waiting task was cancelled first.
@@ -94,7 +95,12 @@ class PhaseTimeouts:
             raise
         if rang:  # (an alarm that fired has left the heap)
             self._spent += 1
-        return rang
+            return True
+        if trio.current_time() < due:  # not due: the sweeper stopped (run), trio's deadline then
+            with trio.move_on_at(due):
+                await signal.wait()
+                return True
+        return False
 
     @contextlib.contextmanager
     def limit(self, seconds: float) -> Iterator[trio.CancelScope]:
@@ -155,6 +161,6 @@ class PhaseTimeouts:
                     if entry.scope is not None:
                         entry.scope.cancel()
             self._queues.clear()
-            for alarm in self._alarms:  # (and the waits: they end as if due)
+            for alarm in self._alarms:  # (and the waits go on under trio's deadlines)
                 alarm.fire()
             self._alarms.clear()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import trio
 import trio.testing
 
@@ -183,14 +184,18 @@ async def test_without_its_task_a_wait_is_move_on_at(
     assert await timeouts.wait_until(signal, began + 10.0) is True
 
 
-async def test_a_wait_still_pending_when_the_sweeper_stops_ends_as_if_due(
-    autojump_clock: trio.testing.MockClock,
+@pytest.mark.parametrize("set_at", [30.0, None])
+async def test_a_wait_still_pending_when_the_sweeper_stops_goes_on_to_its_due_time(
+    autojump_clock: trio.testing.MockClock, set_at: float | None
 ) -> None:
     timeouts = PhaseTimeouts()
-    result: list[bool] = []
+    signal = Signal()
+    result: list[tuple[bool, float]] = []
+    began = trio.current_time()
 
     async def wait() -> None:
-        result.append(await timeouts.wait_until(Signal(), trio.current_time() + 60.0))
+        rang = await timeouts.wait_until(signal, began + 60.0)
+        result.append((rang, trio.current_time() - began))
 
     async with trio.open_nursery() as outer:
         sweeper = trio.CancelScope()
@@ -203,4 +208,7 @@ async def test_a_wait_still_pending_when_the_sweeper_stops_ends_as_if_due(
         outer.start_soon(wait)
         await trio.sleep(1.0)
         sweeper.cancel()
-    assert result == [False]
+        if set_at is not None:
+            await trio.sleep(set_at - 1.0)
+            signal.set()
+    assert result == ([(True, set_at)] if set_at is not None else [(False, 60.0)])
