@@ -144,7 +144,8 @@ class PhaseTimeouts:
                     else:
                         del self._queues[seconds]
                 alarms = self._alarms
-                while alarms and alarms[0].due <= now:
+                # (and, from the head, those whose wait is over: not worth waking for)
+                while alarms and (alarms[0].due <= now or alarms[0].task is None):
                     alarm = heapq.heappop(alarms)
                     if alarm.task is None:
                         self._spent = max(0, self._spent - 1)
