@@ -11,7 +11,10 @@ key). Tracing starts after a warm-up call (imports, caches), just before the N c
 snapshot once they are idle holds what they allocated and still keep. Allocations whose
 traceback passes through the load generator are left out, so what remains is the server's.
 Prints the bytes per idle call and the allocation sites that hold the most, grouped by the
-innermost frame inside callflow (or the library frame when there is none).
+innermost frame inside callflow (or the library frame when there is none). The snapshot is
+taken after a collection; one taken just before it tells how much of the idle calls' memory
+was only waiting for the collector (reference cycles: resident, in the bench's RSS figure,
+until a collection runs, which under ``callflow serve``'s young threshold may be a while).
 
 ``--ended``: the calls then hang up, with the collector off, and what their ends left that only
 the collector can free (reference cycles: ``gc.DEBUG_SAVEALL`` keeps what one collection finds)
@@ -88,10 +91,16 @@ async def _main(calls: int, top: int, frames: int, show: str = "", *, ended: boo
         events = await loadgen._ramp(gen, nursery, calls, 200.0, measured=False)
         await loadgen._wait_all(events)
         await trio.sleep(5.0)  # every first prompt (3 s) has played; every flow waits for a key
+        uncollected = tracemalloc.take_snapshot()  # (what RSS sees until a collection runs)
         gc.collect()
         after = tracemalloc.take_snapshot()
         live = sum(1 for c in gen.calls if not c.closed.is_set())
         not_generator = [tracemalloc.Filter(False, "*/bench/loadgen.py", all_frames=True)]
+        garbage = _held(uncollected, not_generator) - _held(after, not_generator)
+        print(
+            f"in reference cycles, freed only by the collector: {garbage} bytes "
+            f"({garbage / max(1, live):.0f} per call; resident until a collection runs)"
+        )
         if not ended:
             tracemalloc.stop()
         stats = after.filter_traces(not_generator).statistics("traceback")
@@ -114,6 +123,11 @@ async def _main(calls: int, top: int, frames: int, show: str = "", *, ended: boo
             await _ended(gen, live, top)
         await loadgen._hang_up_all(gen.calls, 5)
         nursery.cancel_scope.cancel()
+
+
+def _held(snapshot: tracemalloc.Snapshot, filters: list[tracemalloc.Filter]) -> int:
+    """Bytes the snapshot's traces hold, through ``filters``."""
+    return sum(stat.size for stat in snapshot.filter_traces(filters).statistics("filename"))
 
 
 async def _ended(gen: loadgen.Generator, live: int, top: int) -> None:
