@@ -14,11 +14,17 @@ from callflow.runtime._sync import Signal
 from callflow.runtime._timeouts import PhaseTimeouts
 
 
+@pytest.fixture
+async def timeouts(nursery: trio.Nursery) -> PhaseTimeouts:
+    """Time limits whose sweeper runs (in the test's nursery)."""
+    running = PhaseTimeouts()
+    await nursery.start(running.run)
+    return running
+
+
 async def test_a_phase_past_its_limit_is_cancelled_at_its_due_time(
-    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+    timeouts: PhaseTimeouts, autojump_clock: trio.testing.MockClock
 ) -> None:
-    timeouts = PhaseTimeouts()
-    await nursery.start(timeouts.run)
     began = trio.current_time()
     with timeouts.limit(10.0) as scope:
         assert scope.deadline == math.inf  # nothing in trio's deadline heap
@@ -28,10 +34,8 @@ async def test_a_phase_past_its_limit_is_cancelled_at_its_due_time(
 
 
 async def test_a_phase_that_ends_in_time_is_not_cancelled_and_lets_its_scope_go(
-    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+    timeouts: PhaseTimeouts, autojump_clock: trio.testing.MockClock
 ) -> None:
-    timeouts = PhaseTimeouts()
-    await nursery.start(timeouts.run)
     with timeouts.limit(10.0) as scope:
         await trio.sleep(3.0)
     assert not scope.cancelled_caught
@@ -42,10 +46,8 @@ async def test_a_phase_that_ends_in_time_is_not_cancelled_and_lets_its_scope_go(
 
 
 async def test_limits_of_different_lengths_each_fall_due_in_time(
-    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+    timeouts: PhaseTimeouts, autojump_clock: trio.testing.MockClock
 ) -> None:
-    timeouts = PhaseTimeouts()
-    await nursery.start(timeouts.run)
     ended: dict[str, float] = {}
     began = trio.current_time()
 
@@ -83,10 +85,10 @@ def _deadline_entries() -> int:
 
 
 async def test_a_wait_ends_when_its_signal_is_set_or_at_its_due_time(
-    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+    nursery: trio.Nursery,
+    timeouts: PhaseTimeouts,
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
-    timeouts = PhaseTimeouts()
-    await nursery.start(timeouts.run)
     began = trio.current_time()
     signal = Signal()
     nursery.start_soon(_set_after, signal, 2.0)
@@ -108,10 +110,8 @@ async def _set_after(signal: Signal, seconds: float) -> None:
 
 
 async def test_waits_of_any_due_time_end_in_order(
-    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+    timeouts: PhaseTimeouts, autojump_clock: trio.testing.MockClock
 ) -> None:
-    timeouts = PhaseTimeouts()
-    await nursery.start(timeouts.run)
     began = trio.current_time()
     ended: list[tuple[str, float, bool]] = []
 
@@ -132,12 +132,12 @@ async def test_waits_of_any_due_time_end_in_order(
 
 
 async def test_a_wait_set_and_due_in_the_same_tick_wakes_once(
-    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+    nursery: trio.Nursery,
+    timeouts: PhaseTimeouts,
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
     """The signal is set at the due time itself: the task is woken by one of the two, once
     (trio raises if a task is rescheduled twice), and the wait reports what woke it."""
-    timeouts = PhaseTimeouts()
-    await nursery.start(timeouts.run)
     for _ in range(20):
         signal = Signal()
         due = trio.current_time() + 1.0
