@@ -35,6 +35,16 @@ def _forget(
     return trio.lowlevel.Abort.SUCCEEDED
 
 
+def _forget_alarmed(
+    waiters: list[trio.lowlevel.Task], task: trio.lowlevel.Task, alarm: Alarm, _: object
+) -> trio.lowlevel.Abort:
+    """:func:`_forget`, and the alarm is spent at once: the cancelled task may run after the
+    sweeper in the same tick, which must then not wake it a second time."""
+    alarm.task = alarm.signal = None
+    waiters.remove(task)
+    return trio.lowlevel.Abort.SUCCEEDED
+
+
 class Signal:
     """A flag that is set once; :meth:`wait` returns once it is set.
 
@@ -100,7 +110,7 @@ class Signal:
         alarm.task, alarm.signal = task, self
         try:
             rang = await trio.lowlevel.wait_task_rescheduled(
-                functools.partial(_forget, waiters, task)
+                functools.partial(_forget_alarmed, waiters, task, alarm)
             )
         finally:
             alarm.task = alarm.signal = None

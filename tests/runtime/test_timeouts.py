@@ -212,3 +212,20 @@ async def test_a_wait_still_pending_when_the_sweeper_stops_goes_on_to_its_due_ti
             await trio.sleep(set_at - 1.0)
             signal.set()
     assert result == ([(True, set_at)] if set_at is not None else [(False, 60.0)])
+
+
+async def test_a_wait_cancelled_in_the_tick_its_alarm_is_due_ends_once(
+    timeouts: PhaseTimeouts, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The cancellation and the sweeper reach the wait in the same tick, in either order:
+    the wait ends once, cancelled or due (a second wake-up would be trio's error, or a
+    ValueError from the signal's queue)."""
+    endings = set()
+    for _ in range(50):
+        due = trio.current_time() + 1.0
+        rang: list[bool] = []
+        with trio.CancelScope(deadline=due) as scope:
+            rang.append(await timeouts.wait_until(Signal(), due))
+        endings.add("cancelled" if scope.cancelled_caught else f"returned {rang}")
+        await trio.sleep(0.5)
+    assert endings <= {"cancelled", "returned [False]"}
