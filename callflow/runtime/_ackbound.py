@@ -12,7 +12,10 @@ returns False, a ``play`` goes on. A dead socket is the keepalive's business (th
 pings); this bound covers a link that is alive while Plivo stays silent about playback.
 
 The bound restarts from each ack (or clear), so a long prompt that Plivo plays never reaches
-it. It costs nothing per message: a deadline is computed per checkpoint sent and acked.
+it. It costs nothing per message: a deadline is computed per checkpoint sent and acked. On the
+server the waits are bounded by its sweeper (``PhaseTimeouts.wait_until``: an alarm per wait,
+nothing left in trio's deadline heap once the wait is over; docs/performance.md, step 10);
+in a call run on its own, by ``trio.move_on_at``.
 """
 
 from __future__ import annotations
