@@ -18,11 +18,12 @@ made one per ack); a finished alarm is three empty slots.
 from __future__ import annotations
 
 import functools
+from typing import Protocol
 
 import outcome
 import trio
 
-__all__ = ["Alarm", "FifoLock", "Signal"]
+__all__ = ["Alarm", "FifoLock", "Signal", "Timed"]
 
 
 def _forget(
@@ -121,6 +122,13 @@ class Signal:
         return f"<Signal {'set' if self._flag else 'unset'}, {waiting} waiting>"
 
 
+class Timed(Protocol):
+    """Anything with a due time (trio time, seconds): what an :class:`Alarm` is ordered
+    against in a heap."""
+
+    due: float
+
+
 class Alarm:
     """A due time for one :meth:`Signal.wait_alarmed` (module doc); ordered by ``due``.
 
@@ -136,8 +144,13 @@ class Alarm:
         self.task: trio.lowlevel.Task | None = None
         self.signal: Signal | None = None
 
-    def __lt__(self, other: Alarm) -> bool:
+    def __lt__(self, other: Timed) -> bool:
         return self.due < other.due
+
+    @property
+    def over(self) -> bool:
+        """Whether no wait is under way (over, or not begun)."""
+        return self.task is None
 
     def fire(self) -> None:
         """Wake the waiting task (its ``wait_alarmed`` returns False), unless the wait is over

@@ -8,17 +8,14 @@ WebSocket handshake (10 s), and here the wait for ``start`` (``RuntimeConfig.sta
 10 s). So every call that started in the last 30 s kept three such entries, with their scopes
 (docs/performance.md, step 9).
 
-Here a phase's cancel scope has no deadline. Its due time waits in a FIFO per limit (every
-entry of one limit falls due in the order it was made), and one task per server
-(:meth:`PhaseTimeouts.run`; the server runs it) cancels the scopes whose phase still runs when
-their time comes.
-A phase that ends lets go of its scope at once; what stays until its due time is a two-slot
-entry. The same design as the keepalive's ``Pinger``.
-
-The same task fires the :class:`~callflow.runtime._sync.Alarm` of each :meth:`wait_until`
-(a wait with a due time of its own: a playback's wait for the next checkpoint ack, whose due
-time restarts from each ack, ``_ackbound``): a heap of alarms, from which those whose wait is
-over are dropped once they are half of it.
+Here a phase's cancel scope has no deadline. Its due time waits in a heap, and one task per
+server (:meth:`PhaseTimeouts.run`; the server runs it) cancels the scopes whose phase still
+runs when their time comes. A phase that ends lets go of its scope at once; what stays until
+its due time (or until the heap is pruned) is a two-slot entry. The same task fires the
+:class:`~callflow.runtime._sync.Alarm` of each :meth:`wait_until`, in the same heap (a wait
+with a due time of its own: a playback's wait for the next checkpoint ack, whose due time
+restarts from each ack, ``_ackbound``). Entries whose phase or wait is over are dropped from
+the head before the task sleeps, and from the whole heap once they are half of it.
 """
 
 from __future__ import annotations
@@ -26,24 +23,37 @@ from __future__ import annotations
 import contextlib
 import heapq
 import math
-from collections import deque
 from collections.abc import Iterator
 
 import trio
 
-from callflow.runtime._sync import Alarm, Signal
+from callflow.runtime._sync import Alarm, Signal, Timed
 
 __all__ = ["PhaseTimeouts"]
 
 
 class _Due:
-    """One phase's place in its limit's queue; ``scope`` is ``None`` once the phase is over."""
+    """One phase's entry in the heap; ``scope`` is ``None`` once the phase is over."""
 
     __slots__ = ("due", "scope")
 
     def __init__(self, due: float, scope: trio.CancelScope) -> None:
         self.due = due
         self.scope: trio.CancelScope | None = scope
+
+    def __lt__(self, other: Timed) -> bool:
+        return self.due < other.due
+
+    @property
+    def over(self) -> bool:
+        """Whether the phase has ended (or was cancelled here)."""
+        return self.scope is None
+
+    def fire(self) -> None:
+        """Cancel the phase, unless it is over."""
+        scope, self.scope = self.scope, None
+        if scope is not None:
+            scope.cancel()
 
 
 class PhaseTimeouts:
@@ -54,16 +64,25 @@ class PhaseTimeouts:
     """
 
     def __init__(self) -> None:
-        self._queues: dict[float, deque[_Due]] = {}
-        self._alarms: list[Alarm] = []  # a heap
-        self._spent = 0  # about how many alarms in it belong to waits that are over
+        self._heap: list[_Due | Alarm] = []
+        self._spent = 0  # about how many entries in it belong to phases or waits that are over
         self._changed = Signal()
         self._running = False
 
     def __len__(self) -> int:
         """Entries waiting for their due time (phases and waits over included, until then or
         until they are pruned)."""
-        return sum(len(queue) for queue in self._queues.values()) + len(self._alarms)
+        return len(self._heap)
+
+    def _push(self, entry: _Due | Alarm) -> None:
+        heap = self._heap
+        if self._spent * 2 > len(heap) >= 64:  # entries over are half the heap: drop them
+            heap[:] = [e for e in heap if not e.over]
+            heapq.heapify(heap)
+            self._spent = 0
+        heapq.heappush(heap, entry)
+        if heap[0] is entry:
+            self._changed.set()  # the next due time is sooner
 
     async def wait_until(self, signal: Signal, due: float) -> bool:
         """``signal.wait()`` until trio time ``due`` (seconds): True once ``signal`` is set,
@@ -79,15 +98,8 @@ class PhaseTimeouts:
                 await signal.wait()
                 return True
             return False
-        alarms = self._alarms
-        if self._spent * 2 > len(alarms) >= 64:  # waits over are half the heap: drop them
-            alarms[:] = [a for a in alarms if a.task is not None]
-            heapq.heapify(alarms)
-            self._spent = 0
         alarm = Alarm(due)
-        heapq.heappush(alarms, alarm)
-        if alarms[0] is alarm:
-            self._changed.set()  # the next due time may be sooner
+        self._push(alarm)
         try:
             rang = await signal.wait_alarmed(alarm)
         except BaseException:
@@ -112,16 +124,13 @@ class PhaseTimeouts:
             return
         with trio.CancelScope() as scope:
             entry = _Due(trio.current_time() + seconds, scope)
-            queue = self._queues.get(seconds)
-            if queue is None:
-                queue = self._queues[seconds] = deque()
-            queue.append(entry)
-            if len(queue) == 1:
-                self._changed.set()  # the next due time may be sooner
+            self._push(entry)
             try:
                 yield scope
             finally:
-                entry.scope = None
+                if not entry.over:  # (over: cancelled here, and out of the heap)
+                    entry.scope = None
+                    self._spent += 1
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Cancel each phase still running at its due time, until cancelled (``limit`` uses
@@ -131,37 +140,19 @@ class PhaseTimeouts:
         try:
             while True:
                 now = trio.current_time()
-                next_due = math.inf
-                for seconds, queue in list(self._queues.items()):
-                    # (only entries due: dropping the heads of phases that are over now would
-                    # empty the queue, and the next phase would wake this task again)
-                    while queue and queue[0].due <= now:
-                        scope = queue.popleft().scope
-                        if scope is not None:
-                            scope.cancel()
-                    if queue:
-                        next_due = min(next_due, queue[0].due)
-                    else:
-                        del self._queues[seconds]
-                alarms = self._alarms
-                # (and, from the head, those whose wait is over: not worth waking for)
-                while alarms and (alarms[0].due <= now or alarms[0].task is None):
-                    alarm = heapq.heappop(alarms)
-                    if alarm.task is None:
+                heap = self._heap
+                # the entries due, and from the head those over: not worth waking for
+                while heap and (heap[0].due <= now or heap[0].over):
+                    entry = heapq.heappop(heap)
+                    if entry.over:
                         self._spent = max(0, self._spent - 1)
-                    alarm.fire()
-                if alarms:
-                    next_due = min(next_due, alarms[0].due)
+                    entry.fire()
                 self._changed = Signal()
-                with trio.move_on_at(next_due):
+                with trio.move_on_at(heap[0].due if heap else math.inf):
                     await self._changed.wait()
         finally:
             self._running = False
-            for queue in self._queues.values():  # their phases fall back on nothing: end them
-                for entry in queue:
-                    if entry.scope is not None:
-                        entry.scope.cancel()
-            self._queues.clear()
-            for alarm in self._alarms:  # (and the waits go on under trio's deadlines)
-                alarm.fire()
-            self._alarms.clear()
+            # phases fall back on nothing: they end; waits go on under trio's deadlines
+            for entry in self._heap:
+                entry.fire()
+            self._heap.clear()
