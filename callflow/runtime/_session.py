@@ -80,8 +80,9 @@ async def run_call(
     ended here is refused with 1008; a stream for a call whose first stream still waits for
     ``start`` replaces that one.
 
-    ``timeouts``: where the wait for ``start`` is bounded (the server's
-    :class:`~callflow.runtime._timeouts.PhaseTimeouts`; else ``trio.move_on_after``).
+    ``timeouts``: what bounds the wait for ``start`` and the call's waits for checkpoint
+    acks (the server's :class:`~callflow.runtime._timeouts.PhaseTimeouts`; else
+    ``trio.move_on_after`` / ``move_on_at``).
     ``answered_at`` (Unix seconds) is when the answer webhook was answered, for the
     ``callflow_answer_to_start_seconds`` metric. Every log line of the call carries its ids
     and flow path (:func:`callflow.observe.bind_call`); its metrics are labelled by

@@ -149,7 +149,9 @@ class Pinger:
         self, transport: FastWebSocketTransport, on_timeout: Callable[[], object] | None = None
     ) -> Watch:
         """Start pinging ``transport``; ``on_timeout`` (e.g. a counter's ``inc``) is called if
-        it is given up. Call :meth:`Watch.stop` when the socket's call is done with it."""
+        it is given up. Call :meth:`Watch.stop` when the socket's call is done with it, or use
+        the watch as the context manager of a ``with`` block (it stops at its end; a plain
+        object, not a generator: a call keeps it for its whole life)."""
         watch = Watch(transport, trio.current_time() + self.settings.ping_interval, on_timeout)
         self._to_ping.append(watch)
         if len(self._to_ping) == 1:
@@ -159,13 +161,6 @@ class Pinger:
             # call started: docs/performance.md, step 9.)
             self._changed.set()
         return watch
-
-    def watching(
-        self, transport: FastWebSocketTransport, on_timeout: Callable[[], object] | None = None
-    ) -> Watch:
-        """:meth:`watch` for the body of a ``with`` block (the watch stops at its end; a
-        plain object, not a generator: a call keeps it for its whole life)."""
-        return self.watch(transport, on_timeout)
 
     def __len__(self) -> int:
         """Sockets watched (stopped watches included until their next due time)."""

@@ -93,7 +93,8 @@ class Streams:
         self.keepalive: Keepalive | None = DEFAULT_KEEPALIVE
         self.pinger: Pinger | None = None
         self.timeouts = PhaseTimeouts()
-        """The head's, the handshake's and ``start``'s time limits (``_app`` runs its task)."""
+        """The head's, the handshake's and ``start``'s time limits, and the bound of each
+        call's waits for checkpoint acks (``_app`` runs its task)."""
         self._calls: dict[trio.CancelScope, _LiveStream] = {}
         self._calls_changed = trio.Event()
         self.refusals = WarningLimiter(
@@ -172,7 +173,7 @@ class Streams:
             live.transport = transport
             code, reason = 1000, "call ended"
             pinged = (
-                self.pinger.watching(transport, METRICS.for_flow(flow.path).pong_timeouts.inc)
+                self.pinger.watch(transport, METRICS.for_flow(flow.path).pong_timeouts.inc)
                 if self.pinger is not None
                 else contextlib.nullcontext()
             )

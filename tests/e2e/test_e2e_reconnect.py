@@ -201,6 +201,9 @@ def messages(caplog: pytest.LogCaptureFixture, word: str) -> list[str]:
 
 
 async def serve(nursery: trio.Nursery, config: RuntimeConfig | None = None) -> ServerInfo:
+    """A server for the reconnecting flow, with a fresh record of ended calls."""
+    ENDED.clear()
+    ENDED_EVENT[0] = trio.Event()
     info: ServerInfo = await nursery.start(
         functools.partial(
             serve_flows,
@@ -219,8 +222,6 @@ async def test_a_reset_mid_prompt_and_a_reconnect_two_seconds_later_resume_the_c
     nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="callflow")
-    ENDED.clear()
-    ENDED_EVENT[0] = trio.Event()
     info = await serve(nursery)
     call_id = str(uuid.uuid4())
 
@@ -260,8 +261,6 @@ async def test_a_reset_mid_prompt_and_a_reconnect_two_seconds_later_resume_the_c
 async def test_a_reset_with_no_reconnect_ends_the_call_after_the_window(
     nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
 ) -> None:
-    ENDED.clear()
-    ENDED_EVENT[0] = trio.Event()
     info = await serve(nursery, RuntimeConfig(reconnect_grace_s=1.5))
     call_id = str(uuid.uuid4())
 
@@ -283,8 +282,6 @@ async def test_a_reset_with_no_reconnect_ends_the_call_after_the_window(
 async def test_a_retry_ten_minutes_into_the_call_is_accepted_and_one_after_it_ended_refused(
     nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ENDED.clear()
-    ENDED_EVENT[0] = trio.Event()
     info = await serve(nursery)
     call_id = str(uuid.uuid4())
 
@@ -327,8 +324,6 @@ async def test_a_second_socket_while_the_first_is_open_takes_the_call_over(
     reader task at that point (the read loop dispatches for it): letting it go must start a
     task for the new one, and close the old one."""
     caplog.set_level(logging.INFO, logger="callflow")
-    ENDED.clear()
-    ENDED_EVENT[0] = trio.Event()
     info = await serve(nursery)
     call_id = str(uuid.uuid4())
 

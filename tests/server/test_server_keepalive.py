@@ -34,7 +34,7 @@ async def keep_alive(transport: FastWebSocketTransport, settings: Keepalive) -> 
     pinger, gave_up = Pinger(settings), trio.Event()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(pinger.run)
-        with pinger.watching(transport, gave_up.set):
+        with pinger.watch(transport, gave_up.set):
             await gave_up.wait()
         nursery.cancel_scope.cancel()
 
